@@ -1,0 +1,91 @@
+/* The driver table.  A driver is a table of function pointers, the way
+ * QEMU's block layer and git's transports are shaped.  The core names a
+ * format only in core/drivers.c; formats/ include core headers, never the
+ * other way round. */
+#ifndef VISE_DRIVER_H
+#define VISE_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/image.h"
+
+struct sink;
+struct writer_ops;    /* the convert engine's writers (issue 5) */
+
+enum driver_kind {
+	DRV_DISK,         /* a disk image format: raw, qcow2, vmdk ... */
+	DRV_CONTAINER,    /* holds other images: tar/ova, iso */
+	DRV_LAYOUT,       /* read through a disk's guest view: mbr, gpt */
+};
+
+#define PROBE_HEAD 4096   /* bytes of the file's start given to probe */
+#define PROBE_TAIL 512    /* bytes of the file's end given to probe */
+
+struct driver {
+	const char *name;             /* qemu-img's name: "qcow2", "vpc" */
+	const char *const *aliases;   /* NULL-terminated, may be NULL: "vhd" */
+	const char *description;
+	enum driver_kind kind;
+	const char *disk_format;      /* OpenStack Image service names */
+	const char *container_format;
+
+	/* 0..100: how sure the driver is that these bytes are its format.
+	 * head holds up to PROBE_HEAD bytes from offset 0, tail up to
+	 * PROBE_TAIL bytes ending at the end of the file (a fixed VHD has
+	 * nothing but a footer).  Must not read past hlen/tlen. */
+	int (*probe)(const uint8_t *head, size_t hlen, const uint8_t *tail,
+		     size_t tlen, uint64_t file_size);
+
+	/* Parses img->src.  Fills virtual_size, cluster_size, backing_name,
+	 * backing_fmt, snaps, priv; records findings for what is wrong and
+	 * fails only when nothing usable is left.  Does not open the backing
+	 * layer (the core does, through image_open_backing). */
+	int (*open)(struct image *img, struct vise_err *e);
+	void (*close)(struct image *img);
+
+	/* The guest map of this layer: the extent starting at off, as long
+	 * as the driver cheaply knows to be uniform (e.g. to the end of an
+	 * L2 table).  off < virtual_size; the extent ends at or before
+	 * virtual_size. */
+	int (*extent)(struct image *img, uint64_t off, struct extent *ext,
+		      struct vise_err *e);
+	/* Decompresses the cluster of a COMPRESSED extent into out
+	 * (img->cluster_size bytes).  NULL when the format has none. */
+	int (*read_compressed)(struct image *img, const struct extent *ext,
+			       uint8_t *out, struct vise_err *e);
+
+	/* Visits every on-disk structure and claimed range (see walk_what). */
+	int (*walk)(struct image *img, unsigned what, const struct walker *w,
+		    struct vise_err *e);
+	/* The translation path of one guest offset. */
+	int (*trace)(struct image *img, uint64_t off, const struct tracer *t,
+		     struct vise_err *e);
+	/* The format-specific part of `info`: writes the members of the
+	 * "format-specific" object's "data" (qemu-img's names where they
+	 * exist), then anything else vise knows. */
+	void (*info)(struct image *img, struct sink *s);
+
+	/* Every structure the format describes, NULL-terminated: drives
+	 * `explain`, `dump` selection and the generated doc/formats pages. */
+	const struct sdesc *const *sdescs;
+
+	const struct writer_ops *writer;  /* NULL: vise cannot write it */
+};
+
+/* The table, NULL-terminated, in probe priority order. */
+extern const struct driver *const vise_drivers[];
+
+const struct driver *driver_find(const char *name);  /* name or alias */
+
+struct probe_hit {
+	const struct driver *drv;
+	int score;
+};
+
+/* Runs every probe on src; fills up to max hits sorted by score (highest
+ * first) and returns how many drivers scored > 0. */
+int probe_src(struct src *src, struct probe_hit *hits, int max,
+	      struct vise_err *e);
+
+#endif

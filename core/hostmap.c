@@ -1,0 +1,273 @@
+/* The generic host map builder.  Drivers claim; this sorts the claims and
+ * derives, for every format alike: overlaps (two owners of one byte),
+ * claims past the end of the file, leaked ranges (the format's allocator
+ * counts them but nothing uses them) and free ranges. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/hostmap.h"
+
+#define HOSTMAP_MAX_CLAIMS (2u << 20)   /* ~2M runs: about 120 MiB */
+
+struct claimvec {
+	struct hm_range *v;
+	size_t n, cap;
+	bool truncated;
+};
+
+static bool vec_push(struct claimvec *c, const struct hm_range *r)
+{
+	if (c->n == c->cap) {
+		if (c->cap >= HOSTMAP_MAX_CLAIMS) {
+			c->truncated = true;
+			return false;
+		}
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		struct hm_range *v = realloc(c->v, cap * sizeof *v);
+		if (!v) {
+			c->truncated = true;
+			return false;
+		}
+		c->v = v;
+		c->cap = cap;
+	}
+	c->v[c->n++] = *r;
+	return true;
+}
+
+/* Data runs written in order coalesce, so the map grows with
+ * fragmentation rather than with the file size. */
+static bool extends(const struct hm_range *last, const struct hm_range *r)
+{
+	if (last->owner != r->owner || last->off + last->len != r->off)
+		return false;
+	if (r->owner != OWN_DATA && r->owner != OWN_ZERO_ALLOC &&
+	    r->owner != OWN_UNKNOWN)
+		return false;
+	if (last->has_guest != r->has_guest)
+		return false;
+	return !r->has_guest || last->guest_off + last->len == r->guest_off;
+}
+
+struct collect {
+	struct claimvec strong, weak;
+};
+
+static int collect_visit(void *ctx, const struct image *img,
+			 const struct sinst *si)
+{
+	(void)img;
+	struct collect *c = ctx;
+	if (!si->len)
+		return 0;
+	struct claimvec *v = si->weak ? &c->weak : &c->strong;
+	struct hm_range r = {
+		.off = si->off, .len = si->len,
+		.owner = si->weak ? OWN_UNKNOWN : si->owner,
+		.name = si->name, .index = si->index,
+		.has_guest = si->has_guest, .guest_off = si->guest_off,
+	};
+	if (r.off + r.len < r.off)
+		r.len = UINT64_MAX - r.off;      /* hostile: wraps */
+	if (v->n && extends(&v->v[v->n - 1], &r)) {
+		v->v[v->n - 1].len += r.len;
+		return 0;
+	}
+	return vec_push(v, &r) ? 0 : 1;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+	const struct hm_range *x = a, *y = b;
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static void emit(struct hostmap *hm, struct claimvec *out,
+		 const struct hm_range *r)
+{
+	if (!r->len)
+		return;
+	if (vec_push(out, r))
+		hm->bytes[r->owner] += r->len;
+}
+
+/* A gap between claims: leaked where the allocator counts it, else free. */
+static void emit_gap(struct hostmap *hm, struct claimvec *out,
+		     const struct claimvec *weak, size_t *wi,
+		     uint64_t a, uint64_t b)
+{
+	while (a < b) {
+		while (*wi < weak->n && weak->v[*wi].off + weak->v[*wi].len <= a)
+			(*wi)++;
+		const struct hm_range *w = *wi < weak->n ? &weak->v[*wi] : NULL;
+		uint64_t end = b;
+		enum owner o = OWN_FREE;
+		if (w && w->off <= a) {
+			o = OWN_LEAKED;
+			end = w->off + w->len < b ? w->off + w->len : b;
+		} else if (w && w->off < b) {
+			end = w->off;
+		}
+		struct hm_range r = { .off = a, .len = end - a, .owner = o, .index = -1 };
+		if (o == OWN_LEAKED)
+			hm->leaked_ranges++;
+		emit(hm, out, &r);
+		a = end;
+	}
+}
+
+/* The part of c that lies under earlier ranges becomes an overlap; the
+ * earlier ranges are cut around it.  Claims come sorted by offset, so the
+ * ranges touched are at the tail of out and the moves stay short. */
+static void carve_overlap(struct image *img, struct hostmap *hm,
+			  struct claimvec *out, const struct hm_range *c,
+			  uint64_t cursor)
+{
+	uint64_t a = c->off, b = c->off + c->len < cursor ? c->off + c->len : cursor;
+	size_t i = out->n;
+	while (i > 0 && out->v[i - 1].off + out->v[i - 1].len > a)
+		i--;
+	/* out->v[i] is the first range ending after a; it starts at or before a. */
+	if (i >= out->n)
+		return;
+	struct hm_range first = out->v[i];
+	enum owner other = first.owner;
+	hm->overlaps++;
+	finding_add(&img->findings, SEV_ERROR, a, c->name ? c->name : owner_name(c->owner),
+		    "", "%s at 0x%llx+0x%llx overlaps %s",
+		    owner_name(c->owner), (unsigned long long)a,
+		    (unsigned long long)(b - a), first.name ? first.name : owner_name(other));
+	/* Rebuild the tail from i: [first.off, a) first, overlap, rest. */
+	size_t tail_n = out->n - i;
+	struct hm_range *tail = malloc(tail_n * sizeof *tail);
+	if (!tail)
+		return;
+	memcpy(tail, &out->v[i], tail_n * sizeof *tail);
+	for (size_t k = 0; k < tail_n; k++)
+		hm->bytes[tail[k].owner] -= tail[k].len;
+	out->n = i;
+	for (size_t k = 0; k < tail_n; k++) {
+		struct hm_range t = tail[k];
+		uint64_t te = t.off + t.len;
+		struct hm_range left = t, right = t;
+		left.len = t.off < a ? (te < a ? te : a) - t.off : 0;
+		emit(hm, out, &left);
+		if (k == 0 || t.off < b) {
+			uint64_t os = t.off > a ? t.off : a, oe = te < b ? te : b;
+			if (oe > os) {
+				struct hm_range ov = { .off = os, .len = oe - os,
+					.owner = OWN_OVERLAP, .other = t.owner,
+					.name = c->name, .index = c->index };
+				emit(hm, out, &ov);
+			}
+		}
+		if (te > b) {
+			uint64_t rs = t.off > b ? t.off : b;
+			if (right.has_guest)
+				right.guest_off += rs - t.off;
+			right.off = rs;
+			right.len = te - rs;
+			emit(hm, out, &right);
+		}
+	}
+	free(tail);
+}
+
+static void sweep(struct image *img, struct hostmap *hm, struct collect *c,
+		  struct claimvec *out)
+{
+	size_t wi = 0;
+	uint64_t cursor = 0;
+	for (size_t i = 0; i < c->strong.n; i++) {
+		struct hm_range r = c->strong.v[i];
+		uint64_t end = r.off + r.len;
+		if (r.off >= cursor) {
+			emit_gap(hm, out, &c->weak, &wi, cursor, r.off);
+			emit(hm, out, &r);
+			cursor = end;
+			continue;
+		}
+		carve_overlap(img, hm, out, &r, cursor);
+		if (end > cursor) {
+			struct hm_range rest = r;
+			rest.off = cursor;
+			rest.len = end - cursor;
+			if (rest.has_guest)
+				rest.guest_off += cursor - r.off;
+			emit(hm, out, &rest);
+			cursor = end;
+		}
+	}
+	if (cursor < hm->file_size)
+		emit_gap(hm, out, &c->weak, &wi, cursor, hm->file_size);
+}
+
+/* Claims that reach past the end of the file are cut there; the part past
+ * the end is its own range and a finding. */
+static void cut_at_eof(struct image *img, struct hostmap *hm,
+		       struct claimvec *out)
+{
+	size_t n = out->n;
+	for (size_t i = 0; i < n; i++) {
+		struct hm_range *r = &out->v[i];
+		if (r->off + r->len <= hm->file_size || r->owner == OWN_PAST_EOF)
+			continue;
+		uint64_t start = r->off > hm->file_size ? r->off : hm->file_size;
+		struct hm_range past = { .off = start, .len = r->off + r->len - start,
+			.owner = OWN_PAST_EOF, .other = r->owner, .name = r->name,
+			.index = r->index };
+		hm->past_eof++;
+		finding_add(&img->findings, SEV_ERROR, start,
+			    r->name ? r->name : owner_name(r->owner), "",
+			    "%s at 0x%llx+0x%llx reaches past the end of the file (0x%llx)",
+			    owner_name(r->owner), (unsigned long long)r->off,
+			    (unsigned long long)r->len, (unsigned long long)hm->file_size);
+		hm->bytes[r->owner] -= past.len;
+		hm->bytes[OWN_PAST_EOF] += past.len;
+		r->len = start - r->off;
+		vec_push(out, &past);
+		r = &out->v[i];       /* the push may have moved the array */
+	}
+	qsort(out->v, out->n, sizeof *out->v, by_offset);
+	size_t k = 0;
+	for (size_t i = 0; i < out->n; i++)
+		if (out->v[i].len)
+			out->v[k++] = out->v[i];
+	out->n = k;
+}
+
+int hostmap_build(struct image *img, struct hostmap *hm, struct vise_err *e)
+{
+	memset(hm, 0, sizeof *hm);
+	hm->file_size = img->src->size;
+	struct collect c = { { 0 }, { 0 } };
+	struct walker w = { collect_visit, &c };
+	int r = image_walk(img, WALK_META | WALK_DATA | WALK_ALLOC, &w, e);
+	if (r < 0) {
+		free(c.strong.v);
+		free(c.weak.v);
+		return err_ctx(e, "walk '%s'", img->path);
+	}
+	if (c.strong.truncated || c.weak.truncated)
+		finding_add(&img->findings, SEV_WARN, FINDING_NO_OFFSET, "host map", "",
+			    "more than %u claimed ranges; the host map is incomplete",
+			    HOSTMAP_MAX_CLAIMS);
+	qsort(c.strong.v, c.strong.n, sizeof *c.strong.v, by_offset);
+	qsort(c.weak.v, c.weak.n, sizeof *c.weak.v, by_offset);
+	struct claimvec out = { 0 };
+	sweep(img, hm, &c, &out);
+	cut_at_eof(img, hm, &out);
+	free(c.strong.v);
+	free(c.weak.v);
+	hm->v = out.v;
+	hm->n = out.n;
+	return 0;
+}
+
+void hostmap_free(struct hostmap *hm)
+{
+	free(hm->v);
+	memset(hm, 0, sizeof *hm);
+}

@@ -1,0 +1,38 @@
+/* The host map: who owns each byte range of a layer's file.  Drivers only
+ * claim ranges (image_walk with WALK_META|WALK_DATA|WALK_ALLOC); this one
+ * generic builder sorts the claims and finds overlaps, claims past the end
+ * of the file, and unclaimed ranges (leaked when the format's allocator
+ * says they are in use, free otherwise), for every format alike.
+ *
+ * Memory: one record per run of adjacent claims with the same owner (data
+ * clusters written in order coalesce), so it grows with fragmentation, not
+ * with the file size. */
+#ifndef VISE_HOSTMAP_H
+#define VISE_HOSTMAP_H
+
+#include "core/image.h"
+
+struct hm_range {
+	uint64_t off, len;
+	enum owner owner;          /* OWN_FREE/LEAKED/OVERLAP/PAST_EOF too */
+	enum owner other;          /* OVERLAP: the second owner */
+	const char *name;          /* the structure's name, when one */
+	int64_t index;             /* of the first claim in the run, -1 none */
+	bool has_guest;
+	uint64_t guest_off;        /* of the range's first byte */
+};
+
+struct hostmap {
+	struct hm_range *v;
+	size_t n;
+	uint64_t file_size;
+	uint64_t bytes[OWN__COUNT];  /* totals per owner */
+	size_t overlaps, leaked_ranges, past_eof;
+};
+
+/* Builds the map of one layer.  Findings for overlaps and claims past the
+ * end are added to img->findings. */
+int hostmap_build(struct image *img, struct hostmap *hm, struct vise_err *e);
+void hostmap_free(struct hostmap *hm);
+
+#endif

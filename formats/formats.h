@@ -1,0 +1,10 @@
+/* The drivers formats/ provides; only core/drivers.c includes this. */
+#ifndef VISE_FORMATS_H
+#define VISE_FORMATS_H
+
+#include "core/driver.h"
+
+extern const struct driver qcow2_driver;
+extern const struct driver raw_driver;
+
+#endif
