@@ -17,42 +17,71 @@ static bool has_polyglot_finding(const struct findings *f)
 	return false;
 }
 
-/* Every driver that recognised the layer's bytes; two real formats at once
- * means a file crafted to be read differently by different tools. */
+/* Two real formats in one file means a file crafted to be read differently
+ * by different tools.  The open may have said so already. */
+static void note_polyglot(struct image *img, const struct probe_hit *hits,
+			  int n)
+{
+	const char *first = NULL;
+
+	for (int i = 0; i < n; i++) {
+		/* raw matches anything; a partition table lives in a disk */
+		if (!strcmp(hits[i].drv->name, "raw") ||
+		    hits[i].drv->kind == DRV_LAYOUT)
+			continue;
+		if (!first) {
+			first = hits[i].drv->name;
+			continue;
+		}
+		if (!has_polyglot_finding(&img->findings))
+			finding_add(&img->findings, SEV_WARN, FINDING_NO_OFFSET,
+				    "file", "", "polyglot: reads as both '%s' and '%s'",
+				    first, hits[i].drv->name);
+		return;
+	}
+}
+
+/* "probe": every driver that recognised the layer's bytes. */
 static void info_probe(struct sink *s, struct image *img)
 {
 	struct probe_hit hits[32];
 	struct vise_err e = { 0 };
-	const char *first = NULL;
 	int n = probe_src(img->src, hits, 32, &e);
 
-	if (sink_json(s))
+	if (n > 32)
+		n = 32;
+	if (sink_json(s)) {
 		sink_arr_begin(s, "probe");
-	for (int i = 0; i < n && i < 32; i++) {
-		if (hits[i].score <= 0)
-			continue;
-		if (sink_json(s)) {
+		for (int i = 0; i < n; i++) {
 			sink_obj_begin(s, NULL);
 			sink_str(s, "format", hits[i].drv->name);
 			sink_u64(s, "score", (uint64_t)hits[i].score);
 			sink_obj_end(s);
 		}
-		if (!strcmp(hits[i].drv->name, "raw"))
-			continue;
-		if (!first)
-			first = hits[i].drv->name;
-		else if (!has_polyglot_finding(&img->findings))
-			finding_add(&img->findings, SEV_WARN, FINDING_NO_OFFSET,
-				    "file", "", "polyglot: reads as both '%s' and '%s'",
-				    first, hits[i].drv->name);
-	}
-	if (sink_json(s))
 		sink_arr_end(s);
+	}
+	note_polyglot(img, hits, n);
 }
+
+#define HEADER_FIELDS_MAX 256
 
 struct header_visit {
 	struct sink *s;
+	/* A format with a header and a footer (or a header in two parts)
+	 * may describe one name twice; a JSON object keeps the first. */
+	const char *seen[HEADER_FIELDS_MAX];
+	size_t nseen;
 };
+
+static bool header_seen(struct header_visit *hv, const char *name)
+{
+	for (size_t i = 0; i < hv->nseen; i++)
+		if (!strcmp(hv->seen[i], name))
+			return true;
+	if (hv->nseen < HEADER_FIELDS_MAX)
+		hv->seen[hv->nseen++] = name;
+	return false;
+}
 
 static int header_visit(void *data, const struct image *img,
 			const struct sinst *si)
@@ -69,7 +98,7 @@ static int header_visit(void *data, const struct image *img,
 	for (size_t i = 0; i < si->desc->nfields; i++) {
 		const struct field *f = &si->desc->fields[i];
 
-		if (cmd_field_present(f, len))
+		if (cmd_field_present(f, len) && !header_seen(hv, f->name))
 			cmd_emit_field_value(hv->s, si->desc, f, buf, len);
 	}
 	free(buf);
@@ -79,7 +108,7 @@ static int header_visit(void *data, const struct image *img,
 /* "header": every field of the layer's header, from the bytes on disk. */
 static void info_header(struct sink *s, struct image *img)
 {
-	struct header_visit hv = { s };
+	struct header_visit hv = { .s = s };
 	struct walker w = { header_visit, &hv };
 	struct vise_err e = { 0 };
 
@@ -123,7 +152,7 @@ static void info_layer_json(struct sink *s, struct image *img)
 	if (img->cluster_size)
 		sink_u64(s, "cluster-size", img->cluster_size);
 	sink_str(s, "format", img->drv->name);
-	sink_u64(s, "actual-size", src_allocated(img->src));
+	sink_u64(s, "actual-size", image_allocated(img));
 	sink_bool(s, "dirty-flag", img->dirty);
 	info_backing_json(s, img);
 	if (img->nsnaps)
@@ -162,7 +191,7 @@ static void info_layer_text(struct sink *s, struct image *img)
 	char vsize[32], dsize[32];
 
 	cmd_size_str(img->virtual_size, vsize, sizeof vsize);
-	cmd_size_str(src_allocated(img->src), dsize, sizeof dsize);
+	cmd_size_str(image_allocated(img), dsize, sizeof dsize);
 	sink_printf(s, "image: %s\nfile format: %s\n", img->path,
 		    img->drv->name);
 	sink_printf(s, "virtual size: %s (%llu bytes)\ndisk size: %s\n", vsize,

@@ -17,15 +17,23 @@ static int score_of(const struct probe_hit *hits, int n, const struct driver *d)
 	return 0;
 }
 
-static int count_real(const struct probe_hit *hits, int n)
+/* Raw matches anything and a partition table sits inside a raw disk:
+ * neither makes a file two things at once. */
+static bool real_format(const struct driver *d)
+{
+	return strcmp(d->name, "raw") && d->kind != DRV_LAYOUT;
+}
+
+/* The first two real formats among the hits; false when there are not two. */
+static bool polyglot_pair(const struct probe_hit *hits, int n,
+			  const struct driver *pair[2])
 {
 	int real = 0;
 
-	for (int i = 0; i < n; i++)
-		if (strcmp(hits[i].drv->name, "raw") &&
-		    hits[i].drv->kind != DRV_LAYOUT)
-			real++;
-	return real;
+	for (int i = 0; i < n && real < 2; i++)
+		if (real_format(hits[i].drv))
+			pair[real++] = hits[i].drv;
+	return real == 2;
 }
 
 static void emit_score(struct sink *s, const struct driver *d, int score)
@@ -44,7 +52,8 @@ static void emit_score(struct sink *s, const struct driver *d, int score)
 static void probe_print(struct sink *s, const char *path,
 			const struct probe_hit *hits, int n)
 {
-	bool polyglot = count_real(hits, n) > 1;
+	const struct driver *pair[2];
+	bool polyglot = polyglot_pair(hits, n, pair);
 
 	if (sink_json(s)) {
 		sink_obj_begin(s, NULL);
@@ -63,7 +72,7 @@ static void probe_print(struct sink *s, const char *path,
 		sink_obj_end(s);
 	} else if (polyglot) {
 		sink_printf(s, "warning: '%s' matches both '%s' and '%s': a polyglot file\n",
-			    path, hits[0].drv->name, hits[1].drv->name);
+			    path, pair[0]->name, pair[1]->name);
 	}
 }
 

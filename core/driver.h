@@ -66,6 +66,10 @@ struct driver {
 	 * exist), then anything else vise knows. */
 	void (*info)(struct image *img, struct sink *s);
 
+	/* Bytes the layer's files occupy on disk, when it has more than
+	 * img->src (VMDK extents).  NULL: img->src's allocation. */
+	uint64_t (*allocated)(struct image *img);
+
 	/* Every structure the format describes, NULL-terminated: drives
 	 * `explain`, `dump` selection and the generated doc/formats pages. */
 	const struct sdesc *const *sdescs;

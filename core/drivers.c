@@ -8,6 +8,11 @@
 
 const struct driver *const vise_drivers[] = {
 	&qcow2_driver,
+	&vdi_driver,
+	&qed_driver,
+	&vmdk_driver,
+	&vpc_driver,
+	&vhdx_driver,
 	&raw_driver,
 	NULL,
 };

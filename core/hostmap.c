@@ -93,9 +93,41 @@ static void emit(struct hostmap *hm, struct claimvec *out,
 		hm->bytes[r->owner] += r->len;
 }
 
+static void emit_free(struct hostmap *hm, struct claimvec *out, enum owner o,
+		      uint64_t a, uint64_t b)
+{
+	struct hm_range r = { .off = a, .len = b - a, .owner = o, .index = -1 };
+	if (o == OWN_LEAKED && r.len)
+		hm->leaked_ranges++;
+	emit(hm, out, &r);
+}
+
+/* Allocators count whole clusters, so only whole clusters can leak: the
+ * unclaimed bytes of a cluster that also holds a claim (the slack between
+ * compressed streams, the end of a short table) are free, not leaked.  The
+ * gap [a, b) touches a claim at a unless a is 0, and at b unless b is the
+ * end of the file. */
+static void emit_counted(struct hostmap *hm, struct claimvec *out,
+			 uint64_t unit, uint64_t a, uint64_t b)
+{
+	if (!unit) {
+		emit_free(hm, out, OWN_LEAKED, a, b);
+		return;
+	}
+	uint64_t ca = a ? (a + unit - 1) / unit * unit : 0;
+	uint64_t cb = b == hm->file_size ? b : b / unit * unit;
+	if (ca >= cb) {
+		emit_free(hm, out, OWN_FREE, a, b);
+		return;
+	}
+	emit_free(hm, out, OWN_FREE, a, ca);
+	emit_free(hm, out, OWN_LEAKED, ca, cb);
+	emit_free(hm, out, OWN_FREE, cb, b);
+}
+
 /* A gap between claims: leaked where the allocator counts it, else free. */
 static void emit_gap(struct hostmap *hm, struct claimvec *out,
-		     const struct claimvec *weak, size_t *wi,
+		     const struct claimvec *weak, size_t *wi, uint64_t unit,
 		     uint64_t a, uint64_t b)
 {
 	while (a < b) {
@@ -103,17 +135,14 @@ static void emit_gap(struct hostmap *hm, struct claimvec *out,
 			(*wi)++;
 		const struct hm_range *w = *wi < weak->n ? &weak->v[*wi] : NULL;
 		uint64_t end = b;
-		enum owner o = OWN_FREE;
 		if (w && w->off <= a) {
-			o = OWN_LEAKED;
 			end = w->off + w->len < b ? w->off + w->len : b;
-		} else if (w && w->off < b) {
-			end = w->off;
+			emit_counted(hm, out, unit, a, end);
+		} else {
+			if (w && w->off < b)
+				end = w->off;
+			emit_free(hm, out, OWN_FREE, a, end);
 		}
-		struct hm_range r = { .off = a, .len = end - a, .owner = o, .index = -1 };
-		if (o == OWN_LEAKED)
-			hm->leaked_ranges++;
-		emit(hm, out, &r);
 		a = end;
 	}
 }
@@ -184,7 +213,7 @@ static void sweep(struct image *img, struct hostmap *hm, struct collect *c,
 		struct hm_range r = c->strong.v[i];
 		uint64_t end = r.off + r.len;
 		if (r.off >= cursor) {
-			emit_gap(hm, out, &c->weak, &wi, cursor, r.off);
+			emit_gap(hm, out, &c->weak, &wi, img->cluster_size, cursor, r.off);
 			emit(hm, out, &r);
 			cursor = end;
 			continue;
@@ -201,7 +230,8 @@ static void sweep(struct image *img, struct hostmap *hm, struct collect *c,
 		}
 	}
 	if (cursor < hm->file_size)
-		emit_gap(hm, out, &c->weak, &wi, cursor, hm->file_size);
+		emit_gap(hm, out, &c->weak, &wi, img->cluster_size, cursor,
+			 hm->file_size);
 }
 
 /* Claims that reach past the end of the file are cut there; the part past
@@ -230,7 +260,8 @@ static void cut_at_eof(struct image *img, struct hostmap *hm,
 		vec_push(out, &past);
 		r = &out->v[i];       /* the push may have moved the array */
 	}
-	qsort(out->v, out->n, sizeof *out->v, by_offset);
+	if (out->n)
+		qsort(out->v, out->n, sizeof *out->v, by_offset);
 	size_t k = 0;
 	for (size_t i = 0; i < out->n; i++)
 		if (out->v[i].len)
@@ -254,8 +285,10 @@ int hostmap_build(struct image *img, struct hostmap *hm, struct vise_err *e)
 		finding_add(&img->findings, SEV_WARN, FINDING_NO_OFFSET, "host map", "",
 			    "more than %u claimed ranges; the host map is incomplete",
 			    HOSTMAP_MAX_CLAIMS);
-	qsort(c.strong.v, c.strong.n, sizeof *c.strong.v, by_offset);
-	qsort(c.weak.v, c.weak.n, sizeof *c.weak.v, by_offset);
+	if (c.strong.n)
+		qsort(c.strong.v, c.strong.n, sizeof *c.strong.v, by_offset);
+	if (c.weak.n)
+		qsort(c.weak.v, c.weak.n, sizeof *c.weak.v, by_offset);
 	struct claimvec out = { 0 };
 	sweep(img, hm, &c, &out);
 	cut_at_eof(img, hm, &out);

@@ -420,7 +420,7 @@ int image_map_rec(struct image *top, uint64_t off, struct map_rec *rec,
 		  struct vise_err *e)
 {
 	int r = map_step(top, off, rec, e);
-	while (r == 0 && !rec->compressed) {
+	while (r == 0) {
 		uint64_t next = rec->start + rec->length;
 		if (next >= top->virtual_size)
 			break;
@@ -448,13 +448,16 @@ static int read_compressed(struct image *img, const struct extent *x,
 		if (!img->zbuf)
 			return -VE_NOMEM;
 	}
-	if (!img->zbuf_valid || img->zbuf_host != x->host_off) {
+	const struct src *from = x->src ? x->src : img->src;
+	if (!img->zbuf_valid || img->zbuf_host != x->host_off ||
+	    img->zbuf_src != from) {
 		img->zbuf_valid = false;
 		int r = img->drv->read_compressed(img, x, img->zbuf, e);
 		if (r < 0)
 			return r;
 		img->zbuf_valid = true;
 		img->zbuf_host = x->host_off;
+		img->zbuf_src = from;
 	}
 	uint64_t in = off - x->cluster_start;
 	if (in >= img->cluster_size || n > img->cluster_size - in)
@@ -517,6 +520,13 @@ int image_read(struct image *img, uint64_t off, void *vbuf, size_t len,
 		len -= n;
 	}
 	return 0;
+}
+
+uint64_t image_allocated(struct image *img)
+{
+	if (img->drv->allocated)
+		return img->drv->allocated(img);
+	return src_allocated(img->src);
 }
 
 int image_walk(struct image *img, unsigned what, const struct walker *w,

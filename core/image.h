@@ -77,6 +77,7 @@ struct image {
 	/* One decompressed cluster, cached for sequential reads. */
 	uint8_t *zbuf;
 	uint64_t zbuf_host;        /* host offset of the cached cluster */
+	const struct src *zbuf_src; /* and the file it came from */
 	bool zbuf_valid;
 };
 
@@ -214,6 +215,8 @@ int image_map_rec(struct image *top, uint64_t off, struct map_rec *rec,
 /* Guest bytes through the chain.  Past virtual_size is an error. */
 int image_read(struct image *img, uint64_t off, void *buf, size_t len,
 	       struct vise_err *e);
+/* Bytes the layer's files occupy on disk (qemu-img's actual-size). */
+uint64_t image_allocated(struct image *img);
 int image_walk(struct image *img, unsigned what, const struct walker *w,
 	       struct vise_err *e);
 int image_trace(struct image *img, uint64_t off, const struct tracer *t,

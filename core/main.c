@@ -1,6 +1,7 @@
 /* vise: the batch front end.  `vise COMMAND [OPTIONS] ARGS` runs one
  * command from the table in core/cmd.c; the TUI (tui/) will run the same
  * commands from its command pane. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,9 +19,14 @@ static int run_named(struct cmd_ctx *ctx, const char *name)
 static int finish(int status)
 {
 	/* A failed write to stdout (full disk, closed pipe) is a failure. */
+	errno = 0;
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		if (status == 0) {
-			fprintf(stderr, "vise: write to stdout failed\n");
+			if (errno)
+				fprintf(stderr, "vise: write to stdout: %s\n",
+					strerror(errno));
+			else
+				fprintf(stderr, "vise: write to stdout failed\n");
 			status = 1;
 		}
 	}

@@ -214,12 +214,21 @@ static void check_size(struct image *img)
 	uint64_t need = (q->h.size >> shift) +
 			!!(q->h.size & ((1ull << shift) - 1));
 
-	if (shift < 64 && q->h.l1_size < need)
-		hdr_finding(img, SEV_ERROR, "l1_size",
-			    "%llu entries cover less than the virtual size "
-			    "(%llu needed)", (unsigned long long)q->h.l1_size,
-			    (unsigned long long)need);
 	img->virtual_size = q->h.size;
+	if (shift >= 64 || q->h.l1_size >= need)
+		return;
+	/* qemu refuses such an image; vise opens it to show what is there,
+	 * but only as far as the L1 table maps, so that reads of a header
+	 * claiming exabytes end. */
+	uint64_t covered = q->h.l1_size > QCOW2_MAX_L1_BYTES / 8 ?
+		(uint64_t)(QCOW2_MAX_L1_BYTES / 8) << shift : q->h.l1_size << shift;
+	if (covered < img->virtual_size)
+		img->virtual_size = covered;
+	hdr_finding(img, SEV_ERROR, "l1_size",
+		    "%llu entries cover less than the virtual size "
+		    "(%llu needed); the guest view stops at 0x%llx",
+		    (unsigned long long)q->h.l1_size, (unsigned long long)need,
+		    (unsigned long long)img->virtual_size);
 }
 
 static void read_backing_name(struct image *img)
@@ -320,14 +329,19 @@ static int qcow2_open(struct image *img, struct vise_err *e)
 	int r = read_header(img, e);
 	if (r >= 0)
 		r = qcow2_read_exts(img, e);
-	if (r >= 0)
-		r = qcow2_read_l1(img, e);
 	if (r < 0) {
 		qcow2_close(img);
 		return r;
 	}
+	if (qcow2_read_l1(img, e) < 0) {
+		err_str(e, q->l1_broken, sizeof q->l1_broken);
+		finding_add(&img->findings, SEV_ERROR, 0x28, HDR, "l1_table_offset",
+			    "%s; guest data cannot be mapped", q->l1_broken);
+		err_clear(e);
+	}
 	read_backing_name(img);
 	qcow2_read_reftable(img);
+	q->metadata_prealloc = qcow2_detect_prealloc(img);
 	qcow2_read_snapshots(img);
 	qcow2_read_bitmaps(img);
 	qcow2_open_data_file(img);

@@ -100,7 +100,7 @@ extern const struct fname qcow2_autoclear_names[];
 	  "v3: features a reader may ignore safely")                          \
 	F(autoclear_features, 88, 8, FK_FLAGS, qcow2_autoclear_names,         \
 	  "v3: features a writer that does not know them must clear")         \
-	F(refcount_order, 96, 4, FK_SHIFT, NULL,                              \
+	F(refcount_order, 96, 4, FK_UINT, NULL,                               \
 	  "v3: log2 of the refcount width in bits (0..6: 1..64 bits)")        \
 	F(header_length, 100, 4, FK_SIZE, NULL,                               \
 	  "v3: bytes of this header; extensions start right after it")        \
@@ -306,6 +306,8 @@ struct qcow2 {
 	bool data_file_ok;
 
 	struct src *fail_src;     /* stand-in source whose reads fail */
+	bool metadata_prealloc;
+	char l1_broken[200];      /* why the L1 table is unusable, "" if fine */   /* map asks the file for holes (qemu's rule) */
 
 	struct qcow2_l2_slot l2c[QCOW2_L2_CACHE];
 	uint64_t l2_clock;
@@ -325,6 +327,7 @@ bool qcow2_report_once(struct qcow2 *q, uint64_t entry_off);
 int qcow2_read_exts(struct image *img, struct vise_err *e);
 int qcow2_read_l1(struct image *img, struct vise_err *e);
 void qcow2_read_reftable(struct image *img);
+bool qcow2_detect_prealloc(struct image *img);
 void qcow2_read_snapshots(struct image *img);
 void qcow2_read_bitmaps(struct image *img);
 void qcow2_open_data_file(struct image *img);

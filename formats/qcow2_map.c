@@ -307,6 +307,7 @@ static void fill_extent(struct image *img, uint64_t off, uint64_t end,
 	ext->host_off = u->host + (off - unit_start);
 	if (u->kind == EXT_DATA) {
 		ext->src = data_src_for(q);
+		ext->recurse = q->metadata_prealloc;
 		/* qemu-img map shows no offsets for encrypted data */
 		if (encrypted(q))
 			ext->host_valid = false;
@@ -322,6 +323,12 @@ static bool same_run(const struct qcow2_unit *a, uint64_t a_guest,
 	return !a->host_valid || b->host == a->host + (b_guest - a_guest);
 }
 
+static int l1_unusable(struct image *img, struct vise_err *e)
+{
+	return err_set(e, VE_FORMAT, "'%s': the L1 table is unusable: %s",
+		       img->path, qcow2_of(img)->l1_broken);
+}
+
 int qcow2_extent(struct image *img, uint64_t off, struct extent *ext,
 		 struct vise_err *e)
 {
@@ -335,6 +342,8 @@ int qcow2_extent(struct image *img, uint64_t off, struct extent *ext,
 		return err_set(e, VE_RANGE, "guest offset 0x%llx past the "
 			       "virtual size 0x%llx", (unsigned long long)off,
 			       (unsigned long long)img->virtual_size);
+	if (q->l1_broken[0])
+		return l1_unusable(img, e);
 	qcow2_pos_of(img, off, &p);
 	if (p.l1i >= q->l1_size || !(q->l1[p.l1i] & QCOW2_OFFSET_MASK)) {
 		extent_no_l2(img, off, p.l1i, ext);
@@ -581,6 +590,8 @@ int qcow2_trace(struct image *img, uint64_t off, const struct tracer *t,
 		return err_set(e, VE_RANGE, "guest offset 0x%llx past the "
 			       "virtual size 0x%llx", (unsigned long long)off,
 			       (unsigned long long)img->virtual_size);
+	if (q->l1_broken[0])
+		return l1_unusable(img, e);
 	qcow2_pos_of(img, off, &p);
 	step(t, img, "guest offset", (int64_t)p.cluster, false, 0, 0, off,
 	     "cluster %llu: L1 index %u, L2 index %llu, offset 0x%llx in the "

@@ -234,6 +234,10 @@ static void check_l1_entry(struct image *img, uint32_t i, uint64_t v)
 			    (unsigned long long)q->file_size);
 }
 
+/* Reads the active L1 table.  A table that cannot be used is recorded in
+ * q->l1_broken (and returned as the error) so that open can go on: the
+ * header, refcounts and snapshots are still worth showing, and every guest
+ * read then fails with this reason instead of showing zeros. */
 int qcow2_read_l1(struct image *img, struct vise_err *e)
 {
 	struct qcow2 *q = qcow2_of(img);
@@ -250,8 +254,10 @@ int qcow2_read_l1(struct image *img, struct vise_err *e)
 			       "0x28: 0x%llx is not cluster aligned",
 			       (unsigned long long)off);
 	if (!in_file(q, off, n * 8))
-		return err_set(e, VE_FORMAT, "l1 table at 0x%llx past end of "
+		return err_set(e, VE_FORMAT, "header field 'l1_table_offset' at "
+			       "0x28: l1 table at 0x%llx+0x%llx past end of "
 			       "file (size 0x%llx)", (unsigned long long)off,
+			       (unsigned long long)n * 8,
 			       (unsigned long long)q->file_size);
 	uint8_t *raw = vise_alloc(n, 8, QCOW2_MAX_L1_BYTES, "l1 table", e);
 	q->l1 = vise_alloc(n, 8, QCOW2_MAX_L1_BYTES, "l1 table", e);
@@ -365,6 +371,38 @@ void qcow2_read_reftable(struct image *img)
 }
 
 /* ---- snapshots ---- */
+
+/* qemu decides that an image was made with preallocation=metadata when
+ * clearly more clusters are counted in use than the file really occupies
+ * (qcow2_detect_metadata_preallocation): then it asks the file whether
+ * allocated data clusters are holes, and `qemu-img map` says "zero" for
+ * them.  The same rule here keeps `vise map` in agreement. */
+bool qcow2_detect_prealloc(struct image *img)
+{
+	struct qcow2 *q = qcow2_of(img);
+	uint64_t real = src_allocated(img->src);
+	if (!real || !q->reftable_n || q->refcount_order > 6)
+		return false;       /* not a plain file: nothing to compare with */
+	uint64_t real_clusters = real >> q->cluster_bits;
+	uint64_t threshold = real_clusters * 10 / 9;
+	if (threshold < real_clusters + 2)
+		threshold = real_clusters + 2;
+	uint64_t end = (q->file_size + q->cluster_size - 1) >> q->cluster_bits;
+	uint64_t per_block = 1ull << (q->cluster_bits + 3 - q->refcount_order);
+	uint8_t *blk = malloc(q->cluster_size);
+	uint64_t count = 0;
+	for (uint64_t b = 0; blk && b < q->reftable_n && b * per_block < end &&
+	     count < threshold; b++) {
+		uint64_t off = q->reftable[b] & QCOW2_OFFSET_MASK;
+		if (!off || src_read(img->src, off, blk, q->cluster_size, NULL) < 0)
+			continue;
+		for (uint64_t j = 0; j < per_block && b * per_block + j < end &&
+		     count < threshold; j++)
+			count += qcow2_refblock_get(blk, q->refcount_order, j) != 0;
+	}
+	free(blk);
+	return count >= threshold;
+}
 
 static void check_snap_l1(struct image *img, const struct snapshot *s,
 			  size_t i)

@@ -459,6 +459,8 @@ static void flush_compressed(struct walk *wk)
 {
 	const struct qcow2 *q = wk->q;
 
+	if (!wk->ncomp)
+		return;
 	qsort(wk->comp, wk->ncomp, sizeof *wk->comp, by_host);
 	for (size_t i = 0; i < wk->ncomp && !wk->stop; i++) {
 		const struct comp_claim *c = &wk->comp[i];

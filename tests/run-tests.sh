@@ -19,9 +19,12 @@ if [ ! -f tests/run-tests.sh ]; then
 	exit 2
 fi
 
-LOGS=tests/tmp/logs
+# Logs go to a folder of this run's own (tests/tmp/logs-PID), so two
+# suites running at once do not clobber each other's logs.
+mkdir -p tests/tmp
+LOGS=tests/tmp/logs-$$
 rm -rf "$LOGS"
-mkdir -p "$LOGS"
+mkdir -p "$LOGS" || exit 2
 
 total_pass=0 total_fail=0 total_skip=0
 

@@ -29,7 +29,7 @@ bad() {
 	fi
 	cp "$_n.qcow2" "$_n.orig"
 	: >"$_n.said"
-	_ok=1 _i=0
+	_ok=1 _i=0 _bad=
 	for _cmd in "info" "info --json" "info -f qcow2 --json" "map --json" \
 		"cat" "clusters --json" "clusters" "dump"; do
 		_i=$((_i + 1))
@@ -37,7 +37,7 @@ bad() {
 		[ "$_cmd" = cat ] && _o=/dev/null
 		vrun "$_o" "$_n.$_i.err" $_cmd "$_n.qcow2"
 		if [ -n "$why" ] || [ $rc -gt 1 ]; then
-			fail "$_n/exit" "vise $_cmd exited $rc${why:+ ($why)}: $(grep -m 3 -E 'ERROR|error|SUMMARY|vise:' "$_n.$_i.err" | head -c 300 | tr '\n' ' ')"
+			_bad="$_bad[vise $_cmd exited $rc${why:+ ($why)}: $(grep -m 2 -E 'ERROR|error|SUMMARY|vise:' "$_n.$_i.err" | head -c 250 | tr '\n' ' ')] "
 			_ok=0
 		fi
 		cat "$_n.$_i.err" >>"$_n.said"
@@ -45,7 +45,7 @@ bad() {
 		*--json*) jc findings "$_o" >>"$_n.said" ;;
 		esac
 	done
-	[ $_ok = 1 ] && pass "$_n/exit"
+	if [ $_ok = 1 ]; then pass "$_n/exit"; else fail "$_n/exit" "$_bad"; fi
 	if ! cmp -s "$_n.qcow2" "$_n.orig"; then
 		fail "$_n/read-only" "vise modified the image it only read"
 	fi
