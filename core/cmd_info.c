@@ -144,8 +144,20 @@ static void info_format_specific(struct sink *s, struct image *img)
 	sink_obj_end(s);
 }
 
+/* OpenStack's names: the driver's, or the image's own when they depend on
+ * it (an OVA's disk_format is its first disk's). */
+static void info_openstack(struct image *img, const char **df, const char **cf)
+{
+	*df = img->drv->disk_format;
+	*cf = img->drv->container_format;
+	if (img->drv->openstack)
+		img->drv->openstack(img, df, cf);
+}
+
 static void info_layer_json(struct sink *s, struct image *img)
 {
+	const char *df, *cf;
+
 	sink_obj_begin(s, NULL);
 	sink_u64(s, "virtual-size", img->virtual_size);
 	sink_str(s, "filename", img->path);
@@ -158,10 +170,11 @@ static void info_layer_json(struct sink *s, struct image *img)
 	if (img->nsnaps)
 		snapshots_emit_json(s, "snapshots", img);
 	info_format_specific(s, img);
-	if (img->drv->disk_format)
-		sink_str(s, "disk-format", img->drv->disk_format);
-	if (img->drv->container_format)
-		sink_str(s, "container-format", img->drv->container_format);
+	info_openstack(img, &df, &cf);
+	if (df)
+		sink_str(s, "disk-format", df);
+	if (cf)
+		sink_str(s, "container-format", cf);
 	info_probe(s, img);
 	info_header(s, img);
 	cmd_emit_findings(s, &img->findings);
@@ -189,6 +202,7 @@ static void info_backing_text(struct sink *s, const struct image *img)
 static void info_layer_text(struct sink *s, struct image *img)
 {
 	char vsize[32], dsize[32];
+	const char *df, *cf;
 
 	cmd_size_str(img->virtual_size, vsize, sizeof vsize);
 	cmd_size_str(image_allocated(img), dsize, sizeof dsize);
@@ -212,6 +226,10 @@ static void info_layer_text(struct sink *s, struct image *img)
 		sink_obj_end(s);
 		sink_obj_end(s);
 	}
+	info_openstack(img, &df, &cf);
+	if (df || cf)
+		sink_printf(s, "OpenStack: disk_format %s, container_format %s\n",
+			    df ? df : "-", cf ? cf : "-");
 	info_probe(s, img);
 	cmd_emit_findings(s, &img->findings);
 }

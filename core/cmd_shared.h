@@ -21,8 +21,10 @@ extern const struct command cmd_dump;
 extern const struct command cmd_trace;
 extern const struct command cmd_snapshot;
 extern const struct command cmd_cat;
+extern const struct command cmd_ls;
 extern const struct command cmd_probe;
 extern const struct command cmd_explain;
+extern const struct command cmd_layout;
 extern const struct command cmd_help_cmd;
 extern const struct command cmd_version;
 

@@ -13,13 +13,35 @@
 struct sink;
 struct writer_ops;    /* the convert engine's writers (issue 5) */
 
+/* One entry of a container's folder. */
+struct member {
+	const char *name;          /* within its folder */
+	const char *path;          /* from the container's top, "/" separated */
+	uint64_t size;
+	bool is_dir;
+	bool in_place;             /* stored plainly: member() can window it */
+	uint64_t off;              /* where the bytes start, when in_place */
+	uint32_t mode;             /* permission bits, 0 if unknown */
+	int64_t mtime;             /* seconds since 1970, 0 if unknown */
+	const char *link;          /* symlink target, or NULL */
+	const char *note;          /* what vise knows about it ("streamOptimized
+				    * VMDK", "x86 bzImage 6.1.0"), or NULL */
+};
+
+struct lister {
+	/* Return non-zero to stop the listing. */
+	int (*entry)(void *ctx, const struct member *m);
+	void *ctx;
+};
+
 enum driver_kind {
 	DRV_DISK,         /* a disk image format: raw, qcow2, vmdk ... */
 	DRV_CONTAINER,    /* holds other images: tar/ova, iso */
 	DRV_LAYOUT,       /* read through a disk's guest view: mbr, gpt */
 };
 
-#define PROBE_HEAD 4096   /* bytes of the file's start given to probe */
+#define PROBE_HEAD 65536  /* bytes of the file's start given to probe (an ISO
+			   * volume descriptor is at 32 KiB) */
 #define PROBE_TAIL 512    /* bytes of the file's end given to probe */
 
 struct driver {
@@ -66,9 +88,23 @@ struct driver {
 	 * exist), then anything else vise knows. */
 	void (*info)(struct image *img, struct sink *s);
 
+	/* Containers (tar/OVA, ISO): list the folder `path` ("" or "/" for
+	 * the top), and find a member that can be opened in place as a
+	 * window [off, off+len) of img->src.  NULL for disk formats. */
+	int (*list)(struct image *img, const char *path, const struct lister *l,
+		    struct vise_err *e);
+	int (*member)(struct image *img, const char *name, uint64_t *off,
+		      uint64_t *len, struct vise_err *e);
+
 	/* Bytes the layer's files occupy on disk, when it has more than
 	 * img->src (VMDK extents).  NULL: img->src's allocation. */
 	uint64_t (*allocated)(struct image *img);
+
+	/* OpenStack's names when they depend on the image itself (an OVA's
+	 * disk_format is its first disk's).  Sets only what it knows; NULL:
+	 * disk_format and container_format above. */
+	void (*openstack)(struct image *img, const char **disk_format,
+			  const char **container_format);
 
 	/* Every structure the format describes, NULL-terminated: drives
 	 * `explain`, `dump` selection and the generated doc/formats pages. */

@@ -1,6 +1,7 @@
 /* Opening layers and chains, and the generic guest-side views built on the
  * drivers' extents: qemu-style map records and reads through the chain. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -277,11 +278,127 @@ int image_open_src(struct src *src, const char *path, const char *dir,
 	return open_layer(src, path, dir, opts, depth, NULL, out, e);
 }
 
+/* ---- members of containers: "appliance.ova/disk1.vmdk" ---- */
+
+#define NEST_MAX 8     /* containers inside containers, at most */
+
+static int open_window(struct image *c, const char *cpath, const char *member,
+		       uint64_t off, uint64_t len, const char *rest,
+		       const struct open_opts *opts, int nest,
+		       struct image **out, struct vise_err *e);
+
+/* Opens `name` inside the container image c as an image of its own, in
+ * place: a window of c's source, never extracted.  A name that is not a
+ * member itself may go through a nested container ("a.iso/x/b.ova/d.vmdk"). */
+static int open_member(struct image *c, const char *cpath, const char *name,
+		       const struct open_opts *opts, int nest,
+		       struct image **out, struct vise_err *e)
+{
+	if (!c->drv->member)
+		return err_set(e, VE_NOTFOUND, "'%s' is a %s image, not a container",
+			       cpath, c->drv->name);
+	if (nest >= NEST_MAX)
+		return err_set(e, VE_REFUSED, "'%s': containers nested deeper than %d",
+			       cpath, NEST_MAX);
+	char *prefix = vise_strdup(name);
+	int r = -VE_NOTFOUND;
+	for (char *cut = NULL;; *cut = 0) {
+		uint64_t off, len;
+		struct vise_err e2 = { 0 };
+		if (c->drv->member(c, prefix, &off, &len, &e2) == 0) {
+			r = open_window(c, cpath, prefix, off, len,
+					cut ? name + (cut - prefix) + 1 : NULL,
+					opts, nest, out, e);
+			break;
+		}
+		cut = strrchr(prefix, '/');
+		if (!cut) {
+			r = err_set(e, VE_NOTFOUND, "'%s' has no member '%s'", cpath, name);
+			break;
+		}
+	}
+	free(prefix);
+	return r;
+}
+
+static int open_window(struct image *c, const char *cpath, const char *member,
+		       uint64_t off, uint64_t len, const char *rest,
+		       const struct open_opts *opts, int nest,
+		       struct image **out, struct vise_err *e)
+{
+	size_t n = strlen(cpath) + strlen(member) + 2;
+	char *mpath = malloc(n);
+	if (!mpath)
+		return err_set(e, VE_NOMEM, "out of memory");
+	snprintf(mpath, n, "%s/%s", cpath, member);
+	struct src *w;
+	int r = src_window(c->src, off, len, mpath, &w, e);
+	if (r == 0) {
+		struct open_opts o = *opts;
+		if (rest)
+			o.format = NULL;     /* -f names the innermost image */
+		r = open_layer(w, mpath, c->dir, &o, 0, NULL, out, e);
+		src_put(w);
+	}
+	if (r == 0 && rest) {
+		struct image *inner = *out;
+		*out = NULL;
+		r = open_member(inner, mpath, rest, opts, nest + 1, out, e);
+		image_close(inner);
+	}
+	free(mpath);
+	return r;
+}
+
+/* The longest prefix of path that is a regular file, or NULL. */
+static char *container_prefix(const char *path)
+{
+	char *p = vise_strdup(path);
+	struct stat st;
+	for (char *cut = strrchr(p, '/'); cut; cut = strrchr(p, '/')) {
+		*cut = 0;
+		if (!*p)
+			break;
+		if (stat(p, &st) == 0) {
+			if (S_ISREG(st.st_mode))
+				return p;
+			break;
+		}
+	}
+	free(p);
+	return NULL;
+}
+
+static int open_through_container(const char *path, const struct open_opts *opts,
+				  struct image **out, struct vise_err *e)
+{
+	char *cpath = container_prefix(path);
+	if (!cpath)
+		return 1;            /* not a member path: the caller goes on */
+	struct open_opts co = *opts;
+	co.format = NULL;
+	co.writable = false;
+	struct image *c;
+	int r = image_open(cpath, &co, &c, e);
+	if (r == 0) {
+		r = open_member(c, cpath, path + strlen(cpath) + 1, opts, 0, out, e);
+		image_close(c);
+	}
+	free(cpath);
+	return r;
+}
+
 int image_open(const char *path, const struct open_opts *opts,
 	       struct image **out, struct vise_err *e)
 {
 	struct src *src;
 	struct open_opts o = opts ? *opts : (struct open_opts){ 0 };
+	struct stat st;
+	if (stat(path, &st) < 0 && (errno == ENOTDIR || errno == ENOENT)) {
+		int r = open_through_container(path, &o, out, e);
+		if (r <= 0)
+			return r;
+	}
 	int r = src_open_file(path, o.writable ? SRC_RDWR : SRC_RDONLY, &src, e);
 	if (r < 0)
 		return r;
@@ -519,6 +636,59 @@ int image_read(struct image *img, uint64_t off, void *vbuf, size_t len,
 		off += n;
 		len -= n;
 	}
+	return 0;
+}
+
+/* ---- the guest view as a byte source ---- */
+
+static int guest_pread(struct src *s, void *buf, size_t len, uint64_t off,
+		       size_t *got, struct vise_err *e)
+{
+	struct image *img = s->priv;
+	int r = image_read(img, off, buf, len, e);
+	*got = r < 0 ? 0 : len;
+	return r;
+}
+
+static int guest_pwrite(struct src *s, const void *buf, size_t len,
+			uint64_t off, struct vise_err *e)
+{
+	(void)buf; (void)len; (void)off;
+	return err_set(e, VE_REFUSED, "'%s': the guest view is read-only", s->name);
+}
+
+static int guest_status(struct src *s, uint64_t off, bool *data, uint64_t *len,
+			struct vise_err *e)
+{
+	struct map_rec rec;
+	int r = image_map_rec(s->priv, off, &rec, e);
+	if (r < 0)
+		return r;
+	*data = rec.data || !rec.zero;
+	*len = rec.length;
+	return 0;
+}
+
+static void guest_close(struct src *s)
+{
+	(void)s;
+}
+
+static const struct src_ops guest_ops = {
+	guest_pread, guest_pwrite, guest_status, guest_close,
+};
+
+int src_guest(struct image *img, struct src **out, struct vise_err *e)
+{
+	struct src *s = calloc(1, sizeof *s);
+	if (!s)
+		return err_set(e, VE_NOMEM, "out of memory");
+	s->ops = &guest_ops;
+	s->name = vise_strdup(img->path);
+	s->size = img->virtual_size;
+	s->refs = 1;
+	s->priv = img;
+	*out = s;
 	return 0;
 }
 

@@ -215,6 +215,11 @@ int image_map_rec(struct image *top, uint64_t off, struct map_rec *rec,
 /* Guest bytes through the chain.  Past virtual_size is an error. */
 int image_read(struct image *img, uint64_t off, void *buf, size_t len,
 	       struct vise_err *e);
+/* A read-only byte source over the guest view of img (through its chain):
+ * partition tables and filesystems are read through it, whatever the disk
+ * format.  Holds no reference on img: close the source first. */
+int src_guest(struct image *img, struct src **out, struct vise_err *e);
+
 /* Bytes the layer's files occupy on disk (qemu-img's actual-size). */
 uint64_t image_allocated(struct image *img);
 int image_walk(struct image *img, unsigned what, const struct walker *w,

@@ -174,6 +174,8 @@ static int pick_footer(struct image *img, struct vise_err *e)
 			       "bytes) holds \"conectix\"",
 			       (unsigned long long)size);
 	v->file_size = size;
+	v->head_cookie = got == VPC_FOOTER_SIZE && has_cookie(head, 8);
+	v->end_cookie = ok511 || ok512;
 	if (head_ok) {
 		/* qemu-img reads the copy at 0 first and uses it. */
 		memcpy(v->footer_raw, head, VPC_FOOTER_SIZE);
@@ -276,19 +278,17 @@ static bool qemu_uses_chs(const struct vpc *v)
 	return memcmp(app, "tap", 4) != 0;
 }
 
-/* A size too large for qemu (or for a sane read) is replaced by the first
- * candidate that is not: the other size field, then the data in the file. */
+/* A size too large for qemu (or for a sane read) is replaced by what the
+ * file can hold: the data before the footer of a fixed disk, the blocks
+ * the BAT can map in a dynamic one (set in vpc_read_header()). */
 static uint64_t fallback_size(struct image *img)
 {
 	struct vpc *v = vpc_of(img);
 	uint64_t max = VPC_MAX_SECTORS * VPC_SECTOR;
-	uint64_t other = v->qemu_uses_chs ? v->f.current_size : v->chs_size;
 
-	if (other && other <= max)
-		return other & ~(uint64_t)(VPC_SECTOR - 1);
 	if (!v->sparse)
 		return v->footer_off < max ? v->footer_off : max;
-	return 0;             /* set from the BAT in vpc_read_header() */
+	return 0;
 }
 
 static void check_size(struct image *img)
@@ -329,8 +329,8 @@ static void check_size(struct image *img)
 		ftr_finding(img, SEV_ERROR, v->qemu_uses_chs ? "cylinders" :
 			    "current_size", "size %llu passes qemu's limit of "
 			    "2040 GiB (qemu-img refuses the image); vise uses "
-			    "%llu", (unsigned long long)v->qemu_size,
-			    (unsigned long long)img->virtual_size);
+			    "the size %s", (unsigned long long)v->qemu_size,
+			    v->sparse ? "the BAT maps" : "of the data in the file");
 	}
 	if (!v->sparse && img->virtual_size > v->footer_off)
 		ftr_finding(img, SEV_WARN, v->qemu_uses_chs ? "cylinders" :

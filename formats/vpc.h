@@ -158,7 +158,9 @@ struct vpc {
 	struct vpc_footer f;
 	uint64_t footer_off;      /* where the footer we use lives */
 	uint32_t footer_len;      /* 512, or 511 for old Virtual PC files */
-	bool copy_present;        /* a footer copy at offset 0 */
+	bool copy_present;        /* the footer copy at offset 0 is in use */
+	bool head_cookie;         /* offset 0 starts with "conectix" */
+	bool end_cookie;          /* so does the footer at the end */
 	uint32_t type;            /* disk_type as stored */
 	bool sparse;              /* dynamic or differencing */
 	uint32_t footer_sum;      /* computed checksum */

@@ -40,23 +40,22 @@ static void claim_data(struct walk *wk, const char *name, int64_t index,
 		wk->stop = wk->w->visit(wk->w->ctx, wk->img, &si);
 }
 
-/* The footer at the end, which is the one in use unless the copy at 0
- * is (qemu's choice for dynamic disks). */
+/* The footer at the end, and the copy at 0 that dynamic and differencing
+ * disks start with (in use or not: qemu reads the copy first). */
 static void walk_footers(struct walk *wk)
 {
 	struct vpc *v = wk->v;
 	uint64_t size = v->file_size;
 
-	if (v->copy_present) {
+	if (v->sparse && v->head_cookie)
 		claim(wk, OWN_HEADER, "footer copy", -1, 0, VPC_FOOTER_SIZE,
 		      &vpc_footer_copy_desc, 1, 0);
-		if (size >= 2 * VPC_FOOTER_SIZE)
-			claim(wk, OWN_HEADER, "footer", -1, size - VPC_FOOTER_SIZE,
-			      VPC_FOOTER_SIZE, &vpc_footer_desc, 1, 0);
-		return;
-	}
-	claim(wk, OWN_HEADER, "footer", -1, v->footer_off, v->footer_len,
-	      &vpc_footer_desc, 1, 0);
+	if (!v->copy_present)
+		claim(wk, OWN_HEADER, "footer", -1, v->footer_off,
+		      v->footer_len, &vpc_footer_desc, 1, 0);
+	else if (v->end_cookie && size >= 2 * VPC_FOOTER_SIZE)
+		claim(wk, OWN_HEADER, "footer", -1, size - VPC_FOOTER_SIZE,
+		      VPC_FOOTER_SIZE, &vpc_footer_desc, 1, 0);
 }
 
 static uint64_t bat_claim_entries(const struct vpc *v)
