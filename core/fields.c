@@ -51,7 +51,7 @@ const char *fkind_name(enum fkind k)
 	static const char *const names[] = {
 		"uint", "hex", "offset", "size", "shift", "flags", "enum",
 		"magic", "bytes", "uuid", "guid", "string", "utf16", "time",
-		"bool", "reserved",
+		"bool", "reserved", "time2000", "utf16be",
 	};
 	return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
@@ -69,6 +69,8 @@ void fmt_size(uint64_t v, char *out, size_t outlen)
 		snprintf(out, outlen, "%" PRIu64 " B", v);
 	else if (x == (double)(uint64_t)x)
 		snprintf(out, outlen, "%" PRIu64 " %s", (uint64_t)x, units[u]);
+	else if (x >= 100)
+		snprintf(out, outlen, "%.1f %s", x, units[u]);   /* never 1.02e+03 */
 	else
 		snprintf(out, outlen, "%.3g %s", x, units[u]);
 }
@@ -142,11 +144,12 @@ static void put_text(struct outbuf *o, const uint8_t *b, size_t n)
 	put(o, "\"");
 }
 
-static void put_utf16(struct outbuf *o, const uint8_t *b, size_t n)
+static void put_utf16(struct outbuf *o, const uint8_t *b, size_t n, bool be)
 {
 	put(o, "\"");
 	for (size_t i = 0; i + 1 < n; i += 2) {
-		unsigned c = b[i] | (unsigned)b[i + 1] << 8;
+		unsigned c = be ? (unsigned)b[i] << 8 | b[i + 1]
+				: b[i] | (unsigned)b[i + 1] << 8;
 		if (!c)
 			break;
 		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
@@ -181,12 +184,12 @@ static void put_uuid(struct outbuf *o, const uint8_t *b, size_t n, bool guid)
 	    u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
-static void put_time(struct outbuf *o, uint64_t v)
+static void put_time(struct outbuf *o, uint64_t v, uint64_t epoch)
 {
 	put(o, "%" PRIu64, v);
 	if (!v || v > (uint64_t)INT32_MAX * 4)
 		return;
-	time_t t = (time_t)v;
+	time_t t = (time_t)(v + epoch);
 	struct tm tm;
 	char s[32];
 	if (gmtime_r(&t, &tm) && strftime(s, sizeof s, "%Y-%m-%d %H:%M:%S", &tm))
@@ -222,7 +225,10 @@ static void put_number(struct outbuf *o, const struct field *f, uint64_t v)
 		put(o, "%" PRIu64 " (%s)", v, n ? n : "unknown");
 		break;
 	case FK_TIME:
-		put_time(o, v);
+		put_time(o, v, 0);
+		break;
+	case FK_TIME2000:
+		put_time(o, v, 946684800);   /* 2000-01-01 in Unix seconds */
 		break;
 	case FK_BOOL:
 		put(o, "%s", v ? "true" : "false");
@@ -266,7 +272,8 @@ void field_format(const struct sdesc *d, const struct field *f,
 		put_text(&o, b, n);
 		break;
 	case FK_UTF16:
-		put_utf16(&o, b, n);
+	case FK_UTF16BE:
+		put_utf16(&o, b, n, f->kind == FK_UTF16BE);
 		break;
 	default:
 		put_number(&o, f, field_u64(d, f, buf, len));

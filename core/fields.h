@@ -43,6 +43,8 @@ enum fkind {
 	FK_TIME,     /* seconds since 1970 */
 	FK_BOOL,
 	FK_RESERVED, /* must be zero; non-zero is worth a finding */
+	FK_TIME2000, /* seconds since 2000-01-01 00:00 UTC (VHD) */
+	FK_UTF16BE,  /* UTF-16 big-endian, NUL padded (VHD parent name) */
 };
 
 enum sd_endian { SD_BE, SD_LE };

@@ -1,6 +1,7 @@
 /* Opening layers and chains, and the generic guest-side views built on the
  * drivers' extents: qemu-style map records and reads through the chain. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -705,6 +706,21 @@ int image_walk(struct image *img, unsigned what, const struct walker *w,
 	if (!img->drv->walk)
 		return 0;
 	return img->drv->walk(img, what, w, e);
+}
+
+void trace_emit(const struct tracer *t, const struct image *img,
+		const char *what, int64_t index, bool has_host, uint64_t host,
+		uint32_t width, uint64_t raw, const char *fmt, ...)
+{
+	struct trace_step st = {
+		.what = what, .index = index, .has_host = has_host,
+		.host_off = host, .width = width, .raw = raw,
+	};
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(st.detail, sizeof st.detail, fmt, ap);
+	va_end(ap);
+	t->step(t->ctx, img, &st);
 }
 
 int image_trace(struct image *img, uint64_t off, const struct tracer *t,

@@ -195,6 +195,12 @@ struct tracer {
 	void *ctx;
 };
 
+/* Reports one trace step whose detail is printf-formatted. */
+void trace_emit(const struct tracer *t, const struct image *img,
+		const char *what, int64_t index, bool has_host, uint64_t host,
+		uint32_t width, uint64_t raw, const char *fmt, ...)
+	__attribute__((format(printf, 9, 10)));
+
 /* ---- API ---- */
 
 int image_open(const char *path, const struct open_opts *opts,

@@ -9,6 +9,8 @@
 
 #include "core/io.h"
 
+static const struct src_ops window_ops;
+
 /* ---- files ---- */
 
 struct file_priv {
@@ -153,6 +155,8 @@ int src_open_file(const char *path, int flags, struct src **out,
 
 uint64_t src_allocated(struct src *s)
 {
+	if (s->ops == &window_ops)
+		return s->size;      /* a member occupies its bytes in the container */
 	if (s->ops != &file_ops)
 		return 0;
 	struct file_priv *p = s->priv;

@@ -418,6 +418,15 @@ static int initrd_walk(struct image *img, unsigned what, const struct walker *w,
 				    .count = 1 };
 		if (si.len && (what & WALK_DATA))
 			r = w->visit(w->ctx, img, &si);
+		/* zeros between archives: padding the loaders skip */
+		uint64_t end = rd->seg[i].off + rd->seg[i].len;
+		if (!r && i + 1 < rd->nseg && rd->seg[i + 1].off > end &&
+		    (what & WALK_META)) {
+			struct sinst pad = { .owner = OWN_PADDING, .name = "padding",
+					     .index = i, .off = end, .count = 1,
+					     .len = rd->seg[i + 1].off - end };
+			r = w->visit(w->ctx, img, &pad);
+		}
 	}
 	return r;
 }

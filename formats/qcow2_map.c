@@ -481,33 +481,15 @@ int qcow2_read_compressed(struct image *img, const struct extent *ext,
 
 /* ---- trace ---- */
 
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host, uint64_t host,
-		 uint32_t width, uint64_t raw, const char *fmt, ...)
-	__attribute__((format(printf, 9, 10)));
-
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host, uint64_t host,
-		 uint32_t width, uint64_t raw, const char *fmt, ...)
-{
-	struct trace_step st = { what, index, has_host, host, width, raw, "" };
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(st.detail, sizeof st.detail, fmt, ap);
-	va_end(ap);
-	t->step(t->ctx, img, &st);
-}
-
 static void trace_unalloc(struct image *img, const struct tracer *t,
 			  const char *why)
 {
 	if (img->backing_name)
-		step(t, img, "unallocated", -1, false, 0, 0, 0,
+		trace_emit(t, img, "unallocated", -1, false, 0, 0, 0,
 		     "%s: reads from the backing file '%s'", why,
 		     img->backing_name);
 	else
-		step(t, img, "unallocated", -1, false, 0, 0, 0,
+		trace_emit(t, img, "unallocated", -1, false, 0, 0, 0,
 		     "%s: reads as zeros (no backing file)", why);
 }
 
@@ -526,7 +508,7 @@ static void trace_l2_entry(struct image *img, const struct tracer *t,
 	if (u->entry & QCOW2_COMPRESSED) {
 		uint64_t host, len;
 		qcow2_comp_decode(q, u->entry, &host, &len);
-		step(t, img, "L2 entry", (int64_t)p->l2i, true, p->entry_off,
+		trace_emit(t, img, "L2 entry", (int64_t)p->l2i, true, p->entry_off,
 		     q->l2_entry_bytes, u->entry, "compressed: data at 0x%llx, "
 		     "%llu additional sectors (offset bits 0-%u)",
 		     (unsigned long long)host,
@@ -534,7 +516,7 @@ static void trace_l2_entry(struct image *img, const struct tracer *t,
 		     61 - (q->cluster_bits - 8));
 		return;
 	}
-	step(t, img, "L2 entry", (int64_t)p->l2i, true, p->entry_off,
+	trace_emit(t, img, "L2 entry", (int64_t)p->l2i, true, p->entry_off,
 	     q->l2_entry_bytes, u->entry, "standard, offset 0x%llx%s%s%s",
 	     (unsigned long long)(u->entry & QCOW2_OFFSET_MASK),
 	     u->entry & QCOW2_COPIED ? ", copied" : "",
@@ -551,7 +533,7 @@ static void trace_final(struct image *img, const struct tracer *t,
 
 	switch (u->kind) {
 	case EXT_DATA:
-		step(t, img, "data cluster", -1, true, u->host + in_unit, 0, 0,
+		trace_emit(t, img, "data cluster", -1, true, u->host + in_unit, 0, 0,
 		     "byte 0x%llx of host cluster 0x%llx%s%s%s",
 		     (unsigned long long)(u->host + in_unit),
 		     (unsigned long long)(u->host & ~(q->cluster_size - 1)),
@@ -560,7 +542,7 @@ static void trace_final(struct image *img, const struct tracer *t,
 		     q->data_file_name && has_data_file(q) ? "'" : "");
 		break;
 	case EXT_COMPRESSED:
-		step(t, img, "compressed cluster", -1, true, u->host, 0, 0,
+		trace_emit(t, img, "compressed cluster", -1, true, u->host, 0, 0,
 		     "%s data at 0x%llx, at most %llu bytes; byte 0x%llx of "
 		     "the decompressed cluster",
 		     q->compression == QCOW2_COMP_ZSTD ? "zstd" : "zlib",
@@ -569,7 +551,7 @@ static void trace_final(struct image *img, const struct tracer *t,
 		     (unsigned long long)p->in_cluster);
 		break;
 	case EXT_ZERO:
-		step(t, img, "zero cluster", -1, u->host_valid, u->host, 0, 0,
+		trace_emit(t, img, "zero cluster", -1, u->host_valid, u->host, 0, 0,
 		     "reads as zeros%s", u->host_valid ?
 		     " (preallocated host cluster)" : "");
 		break;
@@ -593,7 +575,7 @@ int qcow2_trace(struct image *img, uint64_t off, const struct tracer *t,
 	if (q->l1_broken[0])
 		return l1_unusable(img, e);
 	qcow2_pos_of(img, off, &p);
-	step(t, img, "guest offset", (int64_t)p.cluster, false, 0, 0, off,
+	trace_emit(t, img, "guest offset", (int64_t)p.cluster, false, 0, 0, off,
 	     "cluster %llu: L1 index %u, L2 index %llu, offset 0x%llx in the "
 	     "cluster%s", (unsigned long long)p.cluster, p.l1i,
 	     (unsigned long long)p.l2i, (unsigned long long)p.in_cluster,
@@ -603,7 +585,7 @@ int qcow2_trace(struct image *img, uint64_t off, const struct tracer *t,
 		return 0;
 	}
 	uint64_t l1e = q->l1[p.l1i];
-	step(t, img, "L1 entry", p.l1i, true, q->h.l1_table_offset + 8ull * p.l1i,
+	trace_emit(t, img, "L1 entry", p.l1i, true, q->h.l1_table_offset + 8ull * p.l1i,
 	     8, l1e, "L2 table at 0x%llx%s",
 	     (unsigned long long)(l1e & QCOW2_OFFSET_MASK),
 	     l1e & QCOW2_COPIED ? ", copied" : "");

@@ -221,29 +221,6 @@ int qed_extent(struct image *img, uint64_t off, struct extent *x,
 
 /* ---- trace ---- */
 
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host,
-		 uint64_t host, uint32_t width, uint64_t raw,
-		 const char *fmt, ...)
-	__attribute__((format(printf, 9, 10)));
-
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host,
-		 uint64_t host, uint32_t width, uint64_t raw,
-		 const char *fmt, ...)
-{
-	struct trace_step st = {
-		.what = what, .index = index, .has_host = has_host,
-		.host_off = host, .width = width, .raw = raw,
-	};
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(st.detail, sizeof st.detail, fmt, ap);
-	va_end(ap);
-	t->step(t->ctx, img, &st);
-}
-
 static const char *unalloc_why(const struct image *img)
 {
 	return img->backing_name ? "read from the backing file"
@@ -263,21 +240,21 @@ static int trace_l2(struct image *img, const struct tracer *t,
 		return r;
 	r = classify(img, p, p->l2i, &kind, &v, &ce);
 	if (r < 0) {
-		step(t, img, "L2 entry", (int64_t)p->l2i, true, at, 8, v,
+		trace_emit(t, img, "L2 entry", (int64_t)p->l2i, true, at, 8, v,
 		     "data cluster 0x%llx is not valid", (unsigned long long)v);
 		*e = ce;
 		return r;
 	}
 	if (kind == EXT_UNALLOC) {
-		step(t, img, "L2 entry", (int64_t)p->l2i, true, at, 8, v,
+		trace_emit(t, img, "L2 entry", (int64_t)p->l2i, true, at, 8, v,
 		     "0: unallocated, %s", unalloc_why(img));
 	} else if (kind == EXT_ZERO) {
-		step(t, img, "L2 entry", (int64_t)p->l2i, true, at, 8, v,
+		trace_emit(t, img, "L2 entry", (int64_t)p->l2i, true, at, 8, v,
 		     "1: zero cluster, reads as zeros");
 	} else {
-		step(t, img, "L2 entry", (int64_t)p->l2i, true, at, 8, v,
+		trace_emit(t, img, "L2 entry", (int64_t)p->l2i, true, at, 8, v,
 		     "data cluster at 0x%llx", (unsigned long long)v);
-		step(t, img, "data cluster", -1, true, v + p->in, 0, 0,
+		trace_emit(t, img, "data cluster", -1, true, v + p->in, 0, 0,
 		     "byte 0x%llx of the cluster at 0x%llx",
 		     (unsigned long long)p->in, (unsigned long long)v);
 	}
@@ -299,7 +276,7 @@ int qed_trace(struct image *img, uint64_t off, const struct tracer *t,
 		return no_map(e);
 	struct vise_err le = { 0 };
 	int r = find_l2(img, off, &p, &le);
-	step(t, img, "guest offset", (int64_t)(off / q->cluster_size), false,
+	trace_emit(t, img, "guest offset", (int64_t)(off / q->cluster_size), false,
 	     0, 0, off, "cluster %llu: L1 index %llu, L2 index %llu, offset "
 	     "0x%llx in the cluster", (unsigned long long)(off / q->cluster_size),
 	     (unsigned long long)p.l1i, (unsigned long long)p.l2i,
@@ -310,10 +287,10 @@ int qed_trace(struct image *img, uint64_t off, const struct tracer *t,
 	}
 	uint64_t at = q->h.l1_table_offset + 8 * p.l1i;
 	if (p.l1e)
-		step(t, img, "L1 entry", (int64_t)p.l1i, true, at, 8, p.l1e,
+		trace_emit(t, img, "L1 entry", (int64_t)p.l1i, true, at, 8, p.l1e,
 		     "L2 table at 0x%llx", (unsigned long long)p.l1e);
 	else
-		step(t, img, "L1 entry", (int64_t)p.l1i, true, at, 8, 0,
+		trace_emit(t, img, "L1 entry", (int64_t)p.l1i, true, at, 8, 0,
 		     "0: no L2 table, %s", unalloc_why(img));
 	if (r < 0) {
 		*e = le;

@@ -172,29 +172,6 @@ int vdi_walk(struct image *img, unsigned what, const struct walker *w,
 
 /* ---- trace ---- */
 
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host,
-		 uint64_t host, uint32_t width, uint64_t raw,
-		 const char *fmt, ...)
-	__attribute__((format(printf, 9, 10)));
-
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host,
-		 uint64_t host, uint32_t width, uint64_t raw,
-		 const char *fmt, ...)
-{
-	struct trace_step st = {
-		.what = what, .index = index, .has_host = has_host,
-		.host_off = host, .width = width, .raw = raw,
-	};
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(st.detail, sizeof st.detail, fmt, ap);
-	va_end(ap);
-	t->step(t->ctx, img, &st);
-}
-
 static void trace_entry(struct image *img, const struct tracer *t,
 			uint32_t b, uint64_t in)
 {
@@ -203,29 +180,29 @@ static void trace_entry(struct image *img, const struct tracer *t,
 	uint64_t at = v->off_bmap + 4ull * b;
 
 	if (x == VDI_BLOCK_FREE) {
-		step(t, img, "block map entry", b, true, at, 4, x,
+		trace_emit(t, img, "block map entry", b, true, at, 4, x,
 		     "free: %s", vdi_has_parent(v) ?
 		     "not in this image, read from the parent" :
 		     "never written, reads as zeros");
 		return;
 	}
 	if (x == VDI_BLOCK_ZERO) {
-		step(t, img, "block map entry", b, true, at, 4, x,
+		trace_emit(t, img, "block map entry", b, true, at, 4, x,
 		     "zero block: reads as zeros");
 		return;
 	}
 	uint64_t host = vdi_block_host(v, x);
-	step(t, img, "block map entry", b, true, at, 4, x,
+	trace_emit(t, img, "block map entry", b, true, at, 4, x,
 	     "data block %u at 0x%llx (offset_data 0x%llx + %u * 0x%llx%s)",
 	     x, (unsigned long long)host, (unsigned long long)v->off_data, x,
 	     (unsigned long long)v->block_size + v->block_extra,
 	     v->block_extra ? " + extra data" : "");
 	if (x >= v->blocks_hdr || host >= v->file_size) {
-		step(t, img, "data", -1, false, 0, 0, 0, "block %u is outside "
+		trace_emit(t, img, "data", -1, false, 0, 0, 0, "block %u is outside "
 		     "the data area: unreadable", x);
 		return;
 	}
-	step(t, img, "data", x, true, host + in, 0, 0,
+	trace_emit(t, img, "data", x, true, host + in, 0, 0,
 	     "guest byte is at file offset 0x%llx",
 	     (unsigned long long)(host + in));
 }
@@ -244,11 +221,11 @@ int vdi_trace(struct image *img, uint64_t off, const struct tracer *t,
 			       "'block_extra' is unusable: no guest map");
 	uint32_t b = (uint32_t)(off / v->block_size);
 	uint64_t in = off % v->block_size;
-	step(t, img, "guest offset", b, false, 0, 0, off,
+	trace_emit(t, img, "guest offset", b, false, 0, 0, off,
 	     "block %u (block_size 0x%x), offset 0x%llx in the block", b,
 	     v->block_size, (unsigned long long)in);
 	if (b >= v->nmap) {
-		step(t, img, "block map entry", b, false, 0, 0, 0,
+		trace_emit(t, img, "block map entry", b, false, 0, 0, 0,
 		     "entry at 0x%llx is past the end of the file",
 		     (unsigned long long)(v->off_bmap + 4ull * b));
 		return 0;

@@ -304,32 +304,14 @@ int vhdx_extent(struct image *img, uint64_t off, struct extent *ext,
 
 /* ---- trace ---- */
 
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host, uint64_t host,
-		 uint32_t width, uint64_t raw, const char *fmt, ...)
-	__attribute__((format(printf, 9, 10)));
-
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host, uint64_t host,
-		 uint32_t width, uint64_t raw, const char *fmt, ...)
-{
-	struct trace_step st = { what, index, has_host, host, width, raw, "" };
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(st.detail, sizeof st.detail, fmt, ap);
-	va_end(ap);
-	t->step(t->ctx, img, &st);
-}
-
 static void trace_unalloc(struct image *img, const struct tracer *t,
 			  const char *why)
 {
 	if (img->backing_name)
-		step(t, img, "unallocated", -1, false, 0, 0, 0,
+		trace_emit(t, img, "unallocated", -1, false, 0, 0, 0,
 		     "%s: reads from the parent '%s'", why, img->backing_name);
 	else
-		step(t, img, "unallocated", -1, false, 0, 0, 0,
+		trace_emit(t, img, "unallocated", -1, false, 0, 0, 0,
 		     "%s: reads as zeros (no parent)", why);
 }
 
@@ -344,7 +326,7 @@ static void trace_partial(struct image *img, const struct tracer *t,
 
 	*rc = bitmap_of(img, off / v->block_size, &sb_host, &sb_idx,
 			&sb_entry, e);
-	step(t, img, "sector bitmap entry", (int64_t)sb_idx, true,
+	trace_emit(t, img, "sector bitmap entry", (int64_t)sb_idx, true,
 	     v->bat_off + sb_idx * 8, 8, sb_entry, "chunk %llu: index "
 	     "%llu * (%llu + 1) + %llu; state %s, bitmap block at 0x%llx",
 	     (unsigned long long)(off / v->block_size / v->chunk_ratio),
@@ -360,13 +342,13 @@ static void trace_partial(struct image *img, const struct tracer *t,
 	if (*rc < 0)
 		return;
 	int set = (b >> bit) & 1;
-	step(t, img, "sector bitmap bit", (int64_t)(byte * 8 + bit), true,
+	trace_emit(t, img, "sector bitmap bit", (int64_t)(byte * 8 + bit), true,
 	     sb_host + byte, 1, b, "sector %llu of the chunk: byte %llu bit "
 	     "%u = %d: %s", (unsigned long long)(byte * 8 + bit),
 	     (unsigned long long)byte, bit, set,
 	     set ? "in this file" : "in the parent");
 	if (set)
-		step(t, img, "data", -1, true, u->host + off % v->block_size,
+		trace_emit(t, img, "data", -1, true, u->host + off % v->block_size,
 		     0, 0, "byte 0x%llx of the block at 0x%llx",
 		     (unsigned long long)(off % v->block_size),
 		     (unsigned long long)u->host);
@@ -384,7 +366,7 @@ int vhdx_trace(struct image *img, uint64_t off, const struct tracer *t,
 	struct vhdx_unit u;
 	struct vise_err ce = { 0 };
 
-	step(t, img, "guest offset", (int64_t)block, false, 0, 0, off,
+	trace_emit(t, img, "guest offset", (int64_t)block, false, 0, 0, off,
 	     "block %llu = 0x%llx / %u, offset 0x%llx in it; chunk ratio "
 	     "2^23 * %u / %u = %llu, chunk %llu, BAT index %llu + %llu = %llu",
 	     (unsigned long long)block, (unsigned long long)off, v->block_size,
@@ -397,7 +379,7 @@ int vhdx_trace(struct image *img, uint64_t off, const struct tracer *t,
 		return r;
 	const char *sn = fname_lookup(vhdx_bat_state_names,
 				      VHDX_BAT_STATE(entry));
-	step(t, img, "BAT entry", (int64_t)idx, true, v->bat_off + idx * 8, 8,
+	trace_emit(t, img, "BAT entry", (int64_t)idx, true, v->bat_off + idx * 8, 8,
 	     entry, "state %u %s, file offset %llu MiB (0x%llx)",
 	     VHDX_BAT_STATE(entry), sn ? sn : "(invalid)",
 	     (unsigned long long)(entry >> 20),
@@ -413,12 +395,12 @@ int vhdx_trace(struct image *img, uint64_t off, const struct tracer *t,
 	}
 	switch (u.kind) {
 	case EXT_DATA:
-		step(t, img, "data", -1, true, u.host + off % bs, 0, 0,
+		trace_emit(t, img, "data", -1, true, u.host + off % bs, 0, 0,
 		     "byte 0x%llx of the block at 0x%llx",
 		     (unsigned long long)(off % bs), (unsigned long long)u.host);
 		break;
 	case EXT_ZERO:
-		step(t, img, "zero block", -1, false, 0, 0, 0, "reads as zeros");
+		trace_emit(t, img, "zero block", -1, false, 0, 0, 0, "reads as zeros");
 		break;
 	default:
 		trace_unalloc(img, t, "block not present in this file");

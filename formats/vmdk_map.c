@@ -306,32 +306,14 @@ int vmdk_read_compressed(struct image *img, const struct extent *ext,
 
 /* ---- trace ---- */
 
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host, uint64_t host,
-		 uint32_t width, uint64_t raw, const char *fmt, ...)
-	__attribute__((format(printf, 9, 10)));
-
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host, uint64_t host,
-		 uint32_t width, uint64_t raw, const char *fmt, ...)
-{
-	struct trace_step st = { what, index, has_host, host, width, raw, "" };
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(st.detail, sizeof st.detail, fmt, ap);
-	va_end(ap);
-	t->step(t->ctx, img, &st);
-}
-
 static void trace_unalloc(struct image *img, const struct tracer *t,
 			  const char *why)
 {
 	if (img->backing_name)
-		step(t, img, "unallocated", -1, false, 0, 0, 0,
+		trace_emit(t, img, "unallocated", -1, false, 0, 0, 0,
 		     "%s: reads from the parent '%s'", why, img->backing_name);
 	else
-		step(t, img, "unallocated", -1, false, 0, 0, 0,
+		trace_emit(t, img, "unallocated", -1, false, 0, 0, 0,
 		     "%s: reads as zeros (no parent)", why);
 }
 
@@ -348,26 +330,26 @@ static void trace_grain(struct image *img, const struct tracer *t,
 		trace_unalloc(img, t, "grain not allocated");
 		break;
 	case EXT_ZERO:
-		step(t, img, "zero grain", -1, false, 0, 0, 0,
+		trace_emit(t, img, "zero grain", -1, false, 0, 0, 0,
 		     "grain table entry 1 with zeroed-grain GTEs: reads as "
 		     "zeros");
 		break;
 	case EXT_DATA:
-		step(t, img, "grain", -1, true, host + in, 0, 0,
+		trace_emit(t, img, "grain", -1, true, host + in, 0, 0,
 		     "byte 0x%llx of the grain at 0x%llx in '%s'",
 		     (unsigned long long)in, (unsigned long long)host,
 		     x->src->name);
 		break;
 	case EXT_COMPRESSED:
 		if (sp->markers && read_marker(x, host, &lba, &size, &e) == 0)
-			step(t, img, "grain marker", -1, true, host, 12, lba,
+			trace_emit(t, img, "grain marker", -1, true, host, 12, lba,
 			     "lba %llu, %u bytes of zlib data at 0x%llx in "
 			     "'%s'; byte 0x%llx of the inflated grain",
 			     (unsigned long long)lba, size,
 			     (unsigned long long)host + 12, x->src->name,
 			     (unsigned long long)in);
 		else
-			step(t, img, "compressed grain", -1, true, host, 0, 0,
+			trace_emit(t, img, "compressed grain", -1, true, host, 0, 0,
 			     "zlib data at 0x%llx in '%s'%s%s",
 			     (unsigned long long)host, x->src->name,
 			     e.msg[0] ? ": " : "", e.msg);
@@ -389,7 +371,7 @@ static int trace_sparse(struct image *img, const struct tracer *t,
 		return 0;
 	}
 	uint64_t gt_off = (uint64_t)sp->gd[gdi] * VMDK_SECTOR;
-	step(t, img, "grain directory entry", (int64_t)gdi, true,
+	trace_emit(t, img, "grain directory entry", (int64_t)gdi, true,
 	     sp->gd_off + 4 * gdi, 4, sp->gd[gdi], "grain table at sector %u "
 	     "(0x%llx)%s in '%s'", sp->gd[gdi], (unsigned long long)gt_off,
 	     sp->using_rgd ? " (redundant directory)" : "", x->src->name);
@@ -400,7 +382,7 @@ static int trace_sparse(struct image *img, const struct tracer *t,
 	int r = vmdk_gt_get(img, x, (uint32_t)gdi, &gt, e);
 	if (r < 0)
 		return r;
-	step(t, img, "grain table entry", gti, true, gt_off + 4ull * gti, 4,
+	trace_emit(t, img, "grain table entry", gti, true, gt_off + 4ull * gti, 4,
 	     gt[gti], "grain %llu of the extent: sector %u (0x%llx)",
 	     (unsigned long long)g, gt[gti],
 	     (unsigned long long)gt[gti] * VMDK_SECTOR);
@@ -418,7 +400,7 @@ int vmdk_trace(struct image *img, uint64_t off, const struct tracer *t,
 		return err_set(e, VE_RANGE, "guest offset 0x%llx is in no "
 			       "extent", (unsigned long long)off);
 	uint64_t rel = off - x->start;
-	step(t, img, "descriptor extent", x - v->ext, false, 0, 0, off,
+	trace_emit(t, img, "descriptor extent", x - v->ext, false, 0, 0, off,
 	     "%s %s '%s', guest 0x%llx..0x%llx: offset 0x%llx inside it",
 	     vmdk_access_name(x->access), v->monolithic ? "monolithic sparse" :
 	     vmdk_etype_name(x->type), x->path ? x->path : "",
@@ -426,7 +408,7 @@ int vmdk_trace(struct image *img, uint64_t off, const struct tracer *t,
 	     (unsigned long long)(x->start + x->bytes),
 	     (unsigned long long)rel);
 	if (x->type == VMDK_E_ZERO || x->access == VMDK_NOACCESS) {
-		step(t, img, "zero extent", -1, false, 0, 0, 0,
+		trace_emit(t, img, "zero extent", -1, false, 0, 0, 0,
 		     "the whole extent reads as zeros");
 		return 0;
 	}
@@ -434,7 +416,7 @@ int vmdk_trace(struct image *img, uint64_t off, const struct tracer *t,
 		return not_open(x, off, e);
 	if (x->sp)
 		return trace_sparse(img, t, x, rel, e);
-	step(t, img, "flat data", -1, true, x->flat_off + rel, 0, 0,
+	trace_emit(t, img, "flat data", -1, true, x->flat_off + rel, 0, 0,
 	     "byte 0x%llx of '%s' (extent starts at 0x%llx)%s",
 	     (unsigned long long)(x->flat_off + rel), x->src->name,
 	     (unsigned long long)x->flat_off,

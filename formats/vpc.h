@@ -58,7 +58,7 @@ extern const struct fname vpc_feature_names[];
 	  "major.minor in two 16-bit halves: 0x00010000 is 1.0")              \
 	F(P##data_offset, 16, 8, FK_OFFSET, NULL,                             \
 	  "where the dynamic header is; all ones for a fixed disk")           \
-	F(P##timestamp, 24, 4, FK_UINT, NULL,                                 \
+	F(P##timestamp, 24, 4, FK_TIME2000, NULL,                                 \
 	  "creation time in seconds since 2000-01-01 00:00:00 UTC")           \
 	F(P##creator_app, 28, 4, FK_STR, NULL,                                \
 	  "who made the disk: \"vpc \", \"win \", \"qemu\", \"qem2\", "     \
@@ -109,11 +109,11 @@ SDESC_STRUCT(vpc_footer, SD_BE, VPC_FOOTER)
 	  "one's complement of the byte sum of this header without it")      \
 	F(parent_unique_id, 40, 16, FK_UUID, NULL,                            \
 	  "differencing disks: the parent footer's unique_id")                \
-	F(parent_timestamp, 56, 4, FK_UINT, NULL,                             \
+	F(parent_timestamp, 56, 4, FK_TIME2000, NULL,                             \
 	  "differencing disks: parent's modification time, seconds since "   \
 	  "2000-01-01 UTC")                                                  \
 	F(reserved1, 60, 4, FK_RESERVED, NULL, "zero")                        \
-	F(parent_unicode_name, 64, 512, FK_BYTES, NULL,                       \
+	F(parent_unicode_name, 64, 512, FK_UTF16BE, NULL,                       \
 	  "differencing disks: the parent's file name, UTF-16 big-endian")
 
 SDESC_STRUCT(vpc_dyn_header, SD_BE, VPC_DYN_HEADER)

@@ -140,32 +140,14 @@ int vpc_extent(struct image *img, uint64_t off, struct extent *x,
 
 /* ---- trace ---- */
 
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host, uint64_t host,
-		 uint32_t width, uint64_t raw, const char *fmt, ...)
-	__attribute__((format(printf, 9, 10)));
-
-static void step(const struct tracer *t, const struct image *img,
-		 const char *what, int64_t index, bool has_host, uint64_t host,
-		 uint32_t width, uint64_t raw, const char *fmt, ...)
-{
-	struct trace_step st = { what, index, has_host, host, width, raw, "" };
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(st.detail, sizeof st.detail, fmt, ap);
-	va_end(ap);
-	t->step(t->ctx, img, &st);
-}
-
 static void trace_parent(struct image *img, const struct tracer *t,
 			 const char *why)
 {
 	if (img->backing_name)
-		step(t, img, "unallocated", -1, false, 0, 0, 0,
+		trace_emit(t, img, "unallocated", -1, false, 0, 0, 0,
 		     "%s: reads from the parent '%s'", why, img->backing_name);
 	else
-		step(t, img, "unallocated", -1, false, 0, 0, 0,
+		trace_emit(t, img, "unallocated", -1, false, 0, 0, 0,
 		     "%s: reads as zeros (no parent)", why);
 }
 
@@ -180,7 +162,7 @@ static int trace_bitmap(struct image *img, const struct tracer *t,
 		return r;
 	uint8_t byte = v->bm[sector / 8];
 	*bit = bit_of(v->bm, sector);
-	step(t, img, "sector bitmap", (int64_t)sector, true,
+	trace_emit(t, img, "sector bitmap", (int64_t)sector, true,
 	     vpc_block_host(v, block) + sector / 8, 1, byte,
 	     "byte %llu, bit %u (MSB first) of block %u's bitmap: %u = %s",
 	     (unsigned long long)(sector / 8), (unsigned)(7 - sector % 8), block,
@@ -199,7 +181,7 @@ static int trace_sparse(struct image *img, uint64_t off,
 	uint64_t sector = in / VPC_SECTOR;
 	bool bit = true;
 
-	step(t, img, "guest offset", (int64_t)block, false, 0, 0, off,
+	trace_emit(t, img, "guest offset", (int64_t)block, false, 0, 0, off,
 	     "block %llu (of %u bytes), sector %llu of the block, offset 0x%llx "
 	     "in the block", (unsigned long long)block, v->block_size,
 	     (unsigned long long)sector, (unsigned long long)in);
@@ -210,10 +192,10 @@ static int trace_sparse(struct image *img, uint64_t off,
 	uint32_t entry = v->bat[block];
 	uint64_t host = vpc_block_host(v, (uint32_t)block);
 	if (entry == VPC_BAT_UNUSED)
-		step(t, img, "BAT entry", (int64_t)block, true,
+		trace_emit(t, img, "BAT entry", (int64_t)block, true,
 		     v->bat_off + 4 * block, 4, entry, "0xffffffff: not allocated");
 	else
-		step(t, img, "BAT entry", (int64_t)block, true,
+		trace_emit(t, img, "BAT entry", (int64_t)block, true,
 		     v->bat_off + 4 * block, 4, entry, "sector 0x%x: bitmap at "
 		     "0x%llx, data at 0x%llx", entry, (unsigned long long)host,
 		     (unsigned long long)(host + v->bitmap_size));
@@ -221,7 +203,7 @@ static int trace_sparse(struct image *img, uint64_t off,
 		if (v->type == VPC_TYPE_DIFF)
 			trace_parent(img, t, "block not allocated");
 		else
-			step(t, img, "zero", -1, false, 0, 0, 0,
+			trace_emit(t, img, "zero", -1, false, 0, 0, 0,
 			     "block not allocated: reads as zeros");
 		return 0;
 	}
@@ -232,7 +214,7 @@ static int trace_sparse(struct image *img, uint64_t off,
 		trace_parent(img, t, "sector not in this file");
 		return 0;
 	}
-	step(t, img, "data", -1, true, host + v->bitmap_size + in, 0, 0,
+	trace_emit(t, img, "data", -1, true, host + v->bitmap_size + in, 0, 0,
 	     "byte 0x%llx of the block's data at 0x%llx",
 	     (unsigned long long)in,
 	     (unsigned long long)(host + v->bitmap_size));
@@ -249,7 +231,7 @@ int vpc_trace(struct image *img, uint64_t off, const struct tracer *t,
 			       "virtual size 0x%llx", (unsigned long long)off,
 			       (unsigned long long)img->virtual_size);
 	if (!v->sparse) {
-		step(t, img, "data", -1, true, off, 0, 0,
+		trace_emit(t, img, "data", -1, true, off, 0, 0,
 		     "fixed disk: guest offset 0x%llx is file offset 0x%llx "
 		     "(the footer follows the data)", (unsigned long long)off,
 		     (unsigned long long)off);

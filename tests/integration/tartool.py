@@ -107,18 +107,32 @@ def gzbomb(out, kind, mib):
     if kind == 'tar':
         head = ustar_header('disk.img', size)
     else:
-        head = cpio_entry('bomb', b'')[:0]
         nb = b'bomb\0'
         head = b'070701' + b''.join(b'%08X' % v for v in (
             1, 0o100644, 0, 0, 1, 0, size, 0, 0, 0, 0, len(nb), 0)) + nb
         head += b'\0' * (-len(head) % 4)
-    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    # A full flush empties deflate's window, so every later 16 MiB run of
+    # zeros compresses to the same bytes: compress one, write it many
+    # times, and finish the gzip member by hand (empty final block, CRC,
+    # size).  Seconds of python become milliseconds.
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = c.compress(head) + c.flush(zlib.Z_FULL_FLUSH)
+    run = 16 << 20
+    zeros = b'\0' * run
+    chunk = c.compress(zeros) + c.flush(zlib.Z_FULL_FLUSH)
+    crc = zlib.crc32(head)
     with open(out, 'wb') as f:
-        f.write(c.compress(head))
-        zeros = b'\0' * (1 << 20)
-        for _ in range(mib):
-            f.write(c.compress(zeros))
-        f.write(c.flush())
+        f.write(b'\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03' + first)
+        left = size
+        while left >= run:
+            f.write(chunk)
+            crc = zlib.crc32(zeros, crc)
+            left -= run
+        tail = b'\0' * left
+        f.write(c.compress(tail) + c.flush(zlib.Z_FULL_FLUSH))
+        crc = zlib.crc32(tail, crc)
+        f.write(b'\x03\x00')
+        f.write(struct.pack('<II', crc & 0xffffffff, (len(head) + size) & 0xffffffff))
 
 
 def hdr(out, name, size, typeflag='0'):
