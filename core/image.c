@@ -295,6 +295,11 @@ static int open_member(struct image *c, const char *cpath, const char *name,
 		       const struct open_opts *opts, int nest,
 		       struct image **out, struct vise_err *e)
 {
+	if (!c->drv->member && c->drv->list)
+		return err_set(e, VE_UNSUPPORTED,
+			       "'%s' is a %s container whose members are compressed: "
+			       "they can be listed, not opened in place",
+			       cpath, c->drv->name);
 	if (!c->drv->member)
 		return err_set(e, VE_NOTFOUND, "'%s' is a %s image, not a container",
 			       cpath, c->drv->name);
