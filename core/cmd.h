@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "core/image.h"
+#include "core/job.h"
 #include "core/sink.h"
 
 struct cmd_ctx {
@@ -20,6 +21,12 @@ struct cmd_ctx {
 	struct image *current;    /* TUI: the open image, used when IMAGE is
 				   * omitted; NULL in batch mode */
 	bool interactive;         /* running inside the TUI */
+	/* TUI: takes a long command's job (convert, check) to run on a
+	 * worker thread and returns at once (0, or <0 when it cannot).
+	 * NULL in batch mode: the command runs the job inline with
+	 * job_run() and draws progress on stderr. */
+	int (*start_job)(struct cmd_ctx *ctx, struct job *j);
+	void *ui;                 /* the TUI's state, for start_job */
 };
 
 struct command {
