@@ -256,6 +256,78 @@ static bool probe_exfat(const struct fs_buf *f, struct fsinfo *fs)
 	return true;
 }
 
+/* NTFS keeps its label in the $VOLUME_NAME attribute (0x60) of MFT record
+ * 3 ($Volume).  The record's last two bytes of every 512 are replaced by
+ * an update sequence number on disk; the real bytes are in its array. */
+#define NTFS_RECORD_MAX 4096
+
+static bool ntfs_fixup(uint8_t *rec, size_t len)
+{
+	unsigned usa = rd_le16(rec + 4), n = rd_le16(rec + 6);
+
+	if (n < 2 || usa + 2u * n > len || (n - 1) * 512u > len)
+		return false;
+	for (unsigned i = 1; i < n; i++) {
+		uint8_t *end = rec + i * 512 - 2;
+		if (memcmp(end, rec + usa, 2))
+			return false;      /* a torn write: trust nothing */
+		memcpy(end, rec + usa + 2 * i, 2);
+	}
+	return true;
+}
+
+static void ntfs_label_from(const uint8_t *rec, size_t len, struct fsinfo *fs)
+{
+	size_t a = rd_le16(rec + 20);
+
+	for (int guard = 0; guard < 64 && a + 24 <= len; guard++) {
+		uint32_t type = rd_le32(rec + a), alen = rd_le32(rec + a + 4);
+		if (type == 0xffffffffu || alen < 24 || alen > len - a)
+			return;
+		if (type == 0x60 && rec[a + 8] == 0) {   /* resident */
+			uint32_t vlen = rd_le32(rec + a + 16);
+			uint32_t voff = rd_le16(rec + a + 20);
+			if (voff > alen || vlen > alen - voff)
+				return;
+			size_t o = 0;
+			for (uint32_t k = 0; k + 1 < vlen && o + 4 < sizeof fs->label; k += 2) {
+				unsigned c = rd_le16(rec + a + voff + k);
+				fs->label[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+			}
+			fs->label[o] = '\0';
+			return;
+		}
+		a += alen;
+	}
+}
+
+static void ntfs_label(const struct fs_buf *f, struct fsinfo *fs, uint32_t bps)
+{
+	const uint8_t *bs = f->b;
+	uint8_t spc_raw = bs[13];
+	int8_t rec_raw = (int8_t)bs[64];
+	uint64_t spc = spc_raw <= 0x80 ? spc_raw : 1ull << (256 - spc_raw);
+	uint64_t cluster = bps * spc, rec_size, at;
+	uint8_t rec[NTFS_RECORD_MAX];
+	struct vise_err e = { 0 };
+
+	if (!spc || spc > 4096)
+		return;
+	rec_size = rec_raw < 0 ? (rec_raw < -12 ? 0 : 1ull << -rec_raw)
+			       : (uint64_t)rec_raw * cluster;
+	if (rec_size < 512 || rec_size > sizeof rec)
+		return;
+	at = rd_le64(bs + 48);
+	if (at > f->part_len / cluster)
+		return;
+	at = at * cluster + 3 * rec_size;
+	if (at > f->part_len || f->part_len - at < rec_size ||
+	    src_read(f->disk, f->off + at, rec, rec_size, &e) < 0 ||
+	    memcmp(rec, "FILE", 4) || !ntfs_fixup(rec, rec_size))
+		return;
+	ntfs_label_from(rec, rec_size, fs);
+}
+
 static bool probe_ntfs(const struct fs_buf *f, struct fsinfo *fs)
 {
 	const uint8_t *bs = f->b;
@@ -269,6 +341,7 @@ static bool probe_ntfs(const struct fs_buf *f, struct fsinfo *fs)
 	fs->block_size = bps;
 	if (rd_le64(bs + 40) < (1ull << 52))
 		fs->size = rd_le64(bs + 40) * bps;
+	ntfs_label(f, fs, bps);
 	return true;
 }
 

@@ -126,9 +126,16 @@ int layout_read(struct src *disk, uint32_t sector_hint, struct layout *l,
 	if ((rc = read_tables(disk, l, s0, e)) < 0)
 		return rc;
 	probe_partitions(disk, l);
-	if (!strcmp(l->scheme, "none"))
+	/* FAT and NTFS volumes end their boot sector in 0xaa55 too: an "MBR"
+	 * with no partition at all over a filesystem is that filesystem. */
+	if (!strcmp(l->scheme, "mbr") && !l->nparts &&
+	    fs_probe(disk, 0, disk->size, l, "disk", &l->disk_fs)) {
+		l->scheme = "none";
+		l->has_disk_fs = true;
+	} else if (!strcmp(l->scheme, "none")) {
 		l->has_disk_fs = fs_probe(disk, 0, disk->size, l, "disk",
 					  &l->disk_fs);
+	}
 	layout_check(l);
 	return 0;
 }

@@ -179,6 +179,13 @@ if command -v mkfs.ext4 >/dev/null 2>&1; then
 	mkfs_ext4 bare.img && blkid -p -o export bare.img >bare.blkid 2>/dev/null &&
 		lay bare bare.img && ptcheck bare/blkid blkid bare.blkid bare.json 0
 fi
+# FAT and NTFS boot sectors end in 0xaa55 like an MBR: a bare volume must
+# still be read as that filesystem, label included (NTFS's is in the MFT)
+for fs in vfat ntfs; do
+	command -v "$(tool_of $fs)" >/dev/null 2>&1 || { skip bare-$fs/blkid "'$(tool_of $fs)' is not installed"; continue; }
+	mkfs_$fs bare-$fs.img && blkid -p -o export bare-$fs.img >bare-$fs.blkid 2>/dev/null &&
+		lay bare-$fs bare-$fs.img && ptcheck bare-$fs/blkid blkid bare-$fs.blkid bare-$fs.json 0
+done
 
 # ---- fast: a 500 GiB sparse qcow2 answers at once ----
 truncate -s 500G big.raw

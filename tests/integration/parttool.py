@@ -302,8 +302,6 @@ def cmp_blkid(txt_path, v_path, n):
                 want[k] = val.replace("\\ ", " ")
     errs = []
     for k, mine in (("TYPE", fs["type"]), ("LABEL", fs["label"]), ("UUID", fs["uuid"])):
-        if k == "LABEL" and fs["type"] == "ntfs":
-            continue    # the NTFS label lives in the MFT; vise reads the boot sector only
         if want.get(k, "") != mine:
             errs.append("partition %s %s: vise %r, blkid %r" % (n, k, mine, want.get(k, "")))
     return errs
