@@ -186,6 +186,12 @@ for fs in vfat ntfs; do
 	mkfs_$fs bare-$fs.img && blkid -p -o export bare-$fs.img >bare-$fs.blkid 2>/dev/null &&
 		lay bare-$fs bare-$fs.img && ptcheck bare-$fs/blkid blkid bare-$fs.blkid bare-$fs.json 0
 done
+# LVM2 and md RAID need block devices for their own tools: forged volumes
+for fs in lvm md; do
+	python3 "$TOP/tests/integration/fsforge.py" $fs bare-$fs.img &&
+		blkid -p -o export bare-$fs.img >bare-$fs.blkid 2>/dev/null &&
+		lay bare-$fs bare-$fs.img && ptcheck bare-$fs/blkid blkid bare-$fs.blkid bare-$fs.json 0
+done
 
 # ---- fast: a 500 GiB sparse qcow2 answers at once ----
 truncate -s 500G big.raw
