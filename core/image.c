@@ -227,16 +227,25 @@ static int pick_driver(struct src *src, const struct open_opts *opts,
 		return n;
 	if (n == 0)
 		return err_set(e, VE_FORMAT, "'%s' is in no format vise knows", src->name);
-	int strong = 0;
+	/* A partition table is read through a disk's guest view (`layout`),
+	 * never opened as the disk's format itself. */
+	const struct probe_hit *h[16];
+	int m = 0;
 	for (int i = 0; i < n && i < 16; i++)
-		if (hits[i].drv->kind != DRV_LAYOUT && strcmp(hits[i].drv->name, "raw"))
+		if (hits[i].drv->kind != DRV_LAYOUT)
+			h[m++] = &hits[i];
+	if (!m)
+		return err_set(e, VE_FORMAT, "'%s' is in no format vise knows", src->name);
+	int strong = 0;
+	for (int i = 0; i < m; i++)
+		if (strcmp(h[i]->drv->name, "raw"))
 			strong++;
 	if (strong > 1)
 		finding_add(&img->findings, SEV_WARN, 0, "file", "",
 			    "polyglot: the file matches both '%s' (score %d) and '%s' (score %d); opened as '%s'",
-			    hits[0].drv->name, hits[0].score, hits[1].drv->name,
-			    hits[1].score, hits[0].drv->name);
-	img->drv = hits[0].drv;
+			    h[0]->drv->name, h[0]->score, h[1]->drv->name,
+			    h[1]->score, h[0]->drv->name);
+	img->drv = h[0]->drv;
 	return 0;
 }
 
