@@ -153,6 +153,37 @@ int src_open_file(const char *path, int flags, struct src **out,
 	return 0;
 }
 
+int src_fd(const struct src *s)
+{
+	if (!s || s->ops != &file_ops)
+		return -1;
+	return ((const struct file_priv *)s->priv)->fd;
+}
+
+int src_truncate(struct src *s, uint64_t size, struct vise_err *e)
+{
+	int fd = src_fd(s);
+
+	if (fd < 0 || !s->writable)
+		return err_set(e, VE_UNSUPPORTED, "cannot resize '%s'", s->name);
+	if (ftruncate(fd, (off_t)size) < 0)
+		return err_errno(e, errno, "resize '%s' to %llu bytes", s->name,
+				 (unsigned long long)size);
+	s->size = size;
+	return 0;
+}
+
+int src_sync(struct src *s, struct vise_err *e)
+{
+	int fd = src_fd(s);
+
+	if (fd < 0)
+		return 0;           /* nothing durable behind it */
+	if (fsync(fd) < 0)
+		return err_errno(e, errno, "flush '%s'", s->name);
+	return 0;
+}
+
 uint64_t src_allocated(struct src *s)
 {
 	if (s->ops == &window_ops)

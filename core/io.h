@@ -56,6 +56,13 @@ int src_write(struct src *s, uint64_t off, const void *buf, size_t len,
 	      struct vise_err *e);
 int src_status(struct src *s, uint64_t off, bool *data, uint64_t *len,
 	       struct vise_err *e);
+/* Writers' helpers (the convert engine, core/writer.h).  src_fd is the
+ * file descriptor of a file source (-1 for windows and memory), for
+ * copy_file_range and fallocate; src_truncate sets a file's size (holes
+ * at the end of a sparse output); src_sync makes a file durable. */
+int src_fd(const struct src *s);
+int src_truncate(struct src *s, uint64_t size, struct vise_err *e);
+int src_sync(struct src *s, struct vise_err *e);
 /* Bytes the file really occupies on disk (st_blocks*512), 0 if unknown. */
 uint64_t src_allocated(struct src *s);
 

@@ -41,6 +41,18 @@ struct writer_opts {
 
 /* The value of option `key`, or NULL when not given. */
 const char *wopt_get(const struct writer_opts *o, const char *key);
+/* Helpers for begin() and measure() (core/writer.c): every key in o must
+ * be in desc (VE_USAGE naming it otherwise); a boolean ("on", "off", ...),
+ * a size ("64k"), an unsigned integer, or one of desc's enum values.  Each
+ * leaves *out alone when the key was not given and fails with VE_USAGE. */
+int wopt_validate(const struct writer_opts *o, const struct wopt_desc *desc,
+		  const char *fmt, struct vise_err *e);
+int wopt_bool(const struct writer_opts *o, const char *key, bool *out,
+	      struct vise_err *e);
+int wopt_size(const struct writer_opts *o, const char *key, uint64_t *out,
+	      struct vise_err *e);
+int wopt_uint(const struct writer_opts *o, const char *key, uint64_t *out,
+	      struct vise_err *e);
 
 struct writer;
 
@@ -79,6 +91,16 @@ struct writer_ops {
 	int (*measure)(const struct writer_opts *o, uint64_t size,
 		       uint64_t allocated, uint64_t *required,
 		       uint64_t *fully_allocated, struct vise_err *e);
+	/* Optional: the allocation unit for these options.  `vise measure`
+	 * rounds each data range of the source out to it before summing
+	 * `allocated`, as qemu-img measure does with qcow2 clusters.  NULL:
+	 * bytes are summed as they are. */
+	uint32_t (*measure_unit)(const struct writer_opts *o);
+	/* Optional: whether `vise measure` of src reports a "bitmaps" size
+	 * (qemu-img does for a qcow2 v3 output of a qcow2 source), and how
+	 * many bytes the source's persistent bitmaps would take. */
+	bool (*measure_bitmaps)(const struct writer_opts *o,
+				const struct image *src, uint64_t *bytes);
 };
 
 struct writer {
@@ -88,6 +110,13 @@ struct writer {
 	const char *path;          /* the final name of the main file */
 	uint64_t size;             /* virtual size */
 	uint32_t granularity;
+	/* Set by begin when every unit is compressed whatever -c says
+	 * (streamOptimized VMDK): the engine then uses its compression
+	 * threads too. */
+	bool compress_always;
+	/* A warning for the user that is not an error (VHD: the size breaks
+	 * Azure's 1 MiB rule); `convert` prints it when the job succeeds. */
+	char note[200];
 	/* For formats with more files (VMDK extents): creates NAME.partial
 	 * in the main file's folder, registered with the engine for the same
 	 * flush/rename/cleanup.  name is the final name, relative to it. */

@@ -11,6 +11,7 @@
 #include "core/endian.h"
 #include "core/sink.h"
 #include "formats/qcow2.h"
+#include "formats/writers.h"
 
 #define HDR "header"
 
@@ -426,5 +427,5 @@ const struct driver qcow2_driver = {
 	.trace = qcow2_trace,
 	.info = qcow2_info,
 	.sdescs = qcow2_sdescs,
-	.writer = NULL,
+	.writer = &qcow2_writer_ops,
 };

@@ -340,4 +340,5 @@ const struct driver qed_driver = {
 	.trace = qed_trace,
 	.info = qed_info,
 	.sdescs = qed_sdescs,
+	.writer = &qed_writer_ops,
 };

@@ -111,4 +111,7 @@ int qed_trace(struct image *img, uint64_t off, const struct tracer *t,
 int qed_walk(struct image *img, unsigned what, const struct walker *w,
 	     struct vise_err *e);
 
+/* qed_write.c */
+extern const struct writer_ops qed_writer_ops;
+
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "core/sink.h"
+#include "formats/writers.h"
 
 static int raw_probe(const uint8_t *head, size_t hlen, const uint8_t *tail,
 		     size_t tlen, uint64_t size)
@@ -74,4 +75,5 @@ const struct driver raw_driver = {
 	.extent = raw_extent,
 	.walk = raw_walk,
 	.trace = raw_trace,
+	.writer = &raw_writer_ops,
 };

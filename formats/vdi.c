@@ -303,9 +303,12 @@ static void check_offsets(struct image *img)
 		hdr_finding(img, SEV_ERROR, "offset_bmap", "0x%llx is inside the "
 			    "header (which ends at 0x%x)",
 			    (unsigned long long)v->off_bmap, v->hdr_len);
-	if (v->off_bmap >= v->file_size)
-		hdr_finding(img, SEV_ERROR, "offset_bmap", "0x%llx past end of "
-			    "file (size 0x%llx)", (unsigned long long)v->off_bmap,
+	/* the map must fit; an empty map (a 0-byte disk) may sit at the end */
+	if (v->off_bmap > v->file_size ||
+	    4ull * v->blocks_hdr > v->file_size - v->off_bmap)
+		hdr_finding(img, SEV_ERROR, "offset_bmap", "block map at 0x%llx "
+			    "(%u entries) passes the end of the file (size 0x%llx)",
+			    (unsigned long long)v->off_bmap, v->blocks_hdr,
 			    (unsigned long long)v->file_size);
 	if (v->off_data < v->off_bmap + 4ull * v->blocks_hdr)
 		hdr_finding(img, SEV_ERROR, "offset_data", "0x%llx is inside the "
@@ -567,4 +570,5 @@ const struct driver vdi_driver = {
 	.trace = vdi_trace,
 	.info = vdi_info,
 	.sdescs = vdi_sdescs,
+	.writer = &vdi_writer_ops,
 };

@@ -184,4 +184,7 @@ int vdi_trace(struct image *img, uint64_t off, const struct tracer *t,
 /* vdi_parent.c: finds the parent of a differencing image by UUID. */
 void vdi_find_parent(struct image *img);
 
+/* vdi_write.c */
+extern const struct writer_ops vdi_writer_ops;
+
 #endif

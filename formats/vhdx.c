@@ -375,5 +375,5 @@ const struct driver vhdx_driver = {
 	.trace = vhdx_trace,
 	.info = vhdx_info,
 	.sdescs = vhdx_sdescs,
-	.writer = NULL,
+	.writer = &vhdx_writer_ops,
 };

@@ -404,4 +404,7 @@ int vhdx_trace(struct image *img, uint64_t off, const struct tracer *t,
 int vhdx_walk(struct image *img, unsigned what, const struct walker *w,
 	      struct vise_err *e);
 
+/* vhdx_write.c */
+extern const struct writer_ops vhdx_writer_ops;
+
 #endif

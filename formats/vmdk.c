@@ -574,5 +574,5 @@ const struct driver vmdk_driver = {
 	.info = vmdk_info,
 	.allocated = vmdk_allocated,
 	.sdescs = vmdk_sdescs,
-	.writer = NULL,
+	.writer = &vmdk_writer_ops,
 };

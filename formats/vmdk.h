@@ -250,4 +250,7 @@ void vmdk_check_cid(struct image *img);
 int vmdk_walk(struct image *img, unsigned what, const struct walker *w,
 	      struct vise_err *e);
 
+/* vmdk_write.c */
+extern const struct writer_ops vmdk_writer_ops;
+
 #endif

@@ -526,5 +526,5 @@ const struct driver vpc_driver = {
 	.trace = vpc_trace,
 	.info = vpc_info,
 	.sdescs = vpc_sdescs,
-	.writer = NULL,
+	.writer = &vpc_writer_ops,
 };

@@ -217,4 +217,10 @@ int vpc_trace(struct image *img, uint64_t off, const struct tracer *t,
 int vpc_walk(struct image *img, unsigned what, const struct walker *w,
 	     struct vise_err *e);
 
+/* vpc_write.c: the writer, and the warning it leaves for the engine to
+ * show (a size Azure refuses), or NULL */
+struct writer;
+extern const struct writer_ops vpc_writer_ops;
+const char *vpc_writer_note(const struct writer *w);
+
 #endif

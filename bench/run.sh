@@ -1,0 +1,119 @@
+#!/bin/sh
+# vise against qemu-img on the same conversions, in one run, interleaved.
+#
+#   sh bench/run.sh            (or: make bench)
+#
+# Builds a sparse raw of BENCH_SIZE (4 GiB by default) with about 25% data
+# (random bytes, in runs of 64 KiB to 8 MiB), converts it with both tools
+# and prints, per job, the median wall seconds of BENCH_RUNS runs (3) of
+# each, the ratio (qemu-img / vise: above 1 means vise is faster) and the
+# peak resident memory (when /usr/bin/time is installed).
+#
+# Fairness: qemu-img never flushes its output (it writes through an unsafe
+# cache), vise fsyncs before its rename; so every qemu-img run is followed
+# by an fdatasync of its output, inside the timing.  Runs alternate
+# between the tools so that a busy machine hurts both alike.
+set -u
+
+VISE=${VISE:-./vise}
+SIZE=${BENCH_SIZE:-4294967296}
+RUNS=${BENCH_RUNS:-3}
+DIR=${BENCH_DIR:-bench/tmp}
+
+command -v qemu-img >/dev/null 2>&1 || { echo "bench: qemu-img is not installed" >&2; exit 1; }
+command -v python3 >/dev/null 2>&1 || { echo "bench: python3 is not installed" >&2; exit 1; }
+[ -x "$VISE" ] || { echo "bench: $VISE is missing (make)" >&2; exit 1; }
+case $VISE in /*) ;; *) VISE=$(pwd)/$VISE ;; esac
+mkdir -p "$DIR" && cd "$DIR" || exit 1
+
+TIMEV=
+[ -x /usr/bin/time ] && TIMEV=/usr/bin/time
+
+if [ ! -f src.raw ] || [ "$(stat -c %s src.raw)" != "$SIZE" ]; then
+	echo "bench: building src.raw ($SIZE bytes, ~25% random data)" >&2
+	python3 - "$SIZE" <<'EOF' || exit 1
+import os, random, sys
+size = int(sys.argv[1])
+rnd = random.Random(5)
+with open("src.raw", "wb") as f:
+    f.truncate(size)
+    off = 0
+    while off < size:
+        run = rnd.choice([64, 128, 256, 512, 1024, 2048, 4096, 8192]) << 10
+        run = min(run, size - off)
+        f.seek(off)
+        f.write(os.urandom(run))
+        off += run * 4          # one run of data, three of hole
+EOF
+	qemu-img convert -O qcow2 src.raw src.qcow2 || exit 1
+fi
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# timed OUT CMD...: runs CMD, appends "seconds maxrss_kib" to OUT
+timed() {
+	_out=$1
+	shift
+	if [ -n "$TIMEV" ]; then
+		$TIMEV -f '%e %M' -o "$_out.t" "$@" >/dev/null 2>"$_out.err" || {
+			echo "bench: failed: $* ($(head -c 200 "$_out.err"))" >&2
+			return 1
+		}
+		cat "$_out.t" >>"$_out"
+	else
+		_s=$(date +%s.%N)
+		"$@" >/dev/null 2>"$_out.err" || return 1
+		echo "$(echo "$(date +%s.%N) - $_s" | bc) 0" >>"$_out"
+	fi
+}
+
+# qemu-img then fdatasync of its output (the last argument), as one
+# program that time(1) can run
+cat >qemu-sync.sh <<'EOF'
+#!/bin/sh
+for last; do :; done
+qemu-img "$@" && python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fdatasync(fd)' "$last"
+EOF
+chmod +x qemu-sync.sh
+
+# job NAME "VISE ARGS" "QEMU ARGS" DST
+job() {
+	_n=$1 _va=$2 _qa=$3 _d=$4
+	rm -f "$_n.v" "$_n.q"
+	_i=0
+	while [ $_i -lt "$RUNS" ]; do
+		rm -f "$_d" "$_d.partial"
+		# shellcheck disable=SC2086
+		timed "$_n.v" "$VISE" convert $_va "$_d" || return
+		rm -f "$_d"
+		# shellcheck disable=SC2086
+		timed "$_n.q" ./qemu-sync.sh $_qa "$_d" || return
+		rm -f "$_d"
+		_i=$((_i + 1))
+	done
+	_vt=$(cut -d' ' -f1 "$_n.v" | median)
+	_qt=$(cut -d' ' -f1 "$_n.q" | median)
+	_vm=$(cut -d' ' -f2 "$_n.v" | sort -n | tail -n 1)
+	_qm=$(cut -d' ' -f2 "$_n.q" | sort -n | tail -n 1)
+	printf '%-34s %8s %8s %7s %9s %9s\n' "$_n" "$_vt" "$_qt" \
+		"$(awk -v v="$_vt" -v q="$_qt" 'BEGIN { printf "%.2f", (v > 0) ? q / v : 0 }')" \
+		"$((_vm / 1024))M" "$((_qm / 1024))M"
+}
+
+run_jobs() {
+	printf '%-34s %8s %8s %7s %9s %9s\n' job vise qemu-img ratio vise-mem qemu-mem
+	for f in qcow2 qed vmdk vdi vpc vhdx; do
+		"$VISE" convert -O $f -o help >/dev/null 2>&1 || continue
+		job "raw->$f" "-O $f src.raw" "convert -O $f src.raw" "out.$f"
+	done
+	job "qcow2->raw" "-O raw src.qcow2" "convert -O raw src.qcow2" out.raw
+	job "raw->qcow2 -c" "-c -O qcow2 src.raw" "convert -c -O qcow2 src.raw" out.c.qcow2
+	job "raw->qcow2 -c (qemu -m 2 -W)" "-c -O qcow2 src.raw" \
+		"convert -c -m 2 -W -O qcow2 src.raw" out.c.qcow2
+	if "$VISE" convert -O vmdk -o help >/dev/null 2>&1; then
+		job "raw->vmdk streamOptimized" "-O vmdk -o subformat=streamOptimized src.raw" \
+			"convert -O vmdk -o subformat=streamOptimized src.raw" out.so.vmdk
+	fi
+}
+
+run_jobs

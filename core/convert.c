@@ -1,0 +1,774 @@
+/* The convert engine.  A conversion is a job whose steps each copy one
+ * chunk of guest bytes (CHUNK_MIN, or one writer unit when bigger) in
+ * increasing guest order:
+ *
+ *  - the source's chain-level map (image_map_rec) says which ranges need
+ *    no reading at all: zero and unallocated ranges are skipped whole,
+ *    however long, without touching the source;
+ *  - data is read with image_read into one chunk buffer, and every unit
+ *    (the writer's granularity, widened to -S) that is all zero is left
+ *    out: the writer leaves it unallocated, or a hole;
+ *  - with -c, the units go to a pool of worker threads that compress
+ *    them in parallel; the results are handed to the writer in guest
+ *    order.
+ *
+ * Memory bound: one chunk buffer (max(4 MiB, unit)) plus, with -c, one
+ * output buffer of the same size, plus whatever tables the writer keeps.
+ *
+ * Output safety: every output file is created as NAME.partial (O_EXCL),
+ * flushed with fsync and renamed to NAME only after the writer finished;
+ * the job's cleanup removes every .partial file when it did not finish. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/convert.h"
+#include "core/driver.h"
+#include "core/image.h"
+
+#define CHUNK_MIN (4u << 20)
+#define UNIT_MAX (256u << 20)
+#define MAX_FILES 64
+
+struct cfile {
+	char *final;
+	char *partial;        /* NULL: written in place (-n on raw) */
+	struct src *s;
+};
+
+struct ctask {
+	const uint8_t *in;
+	size_t len;
+	uint8_t *out;
+	size_t clen;
+};
+
+struct pool {
+	pthread_t th[CONVERT_THREADS_MAX];
+	unsigned n;
+	pthread_mutex_t mu;
+	pthread_cond_t work, idle;
+	struct ctask *tasks;
+	size_t ntasks, next, ndone;
+	bool quit;
+	const struct writer *w;
+};
+
+struct conv {
+	struct job job;
+	struct image *img;
+	struct writer w;
+	struct writer_opts wo;
+	char **strs;           /* every copied string, freed at the end */
+	size_t nstrs;
+	struct cfile files[MAX_FILES];
+	size_t nfiles;
+	bool force;
+	uint64_t off;          /* next guest offset to copy */
+	uint64_t copy_end;     /* min(source size, output size) */
+	uint64_t sparse;       /* -S */
+	uint32_t unit;         /* zero-detection unit: granularity widened to -S */
+	size_t chunk;
+	uint8_t *buf;
+	uint8_t *need;         /* per unit of the chunk: must it be written */
+	bool top_only;         /* -B: copy only the source's top layer */
+	bool compress;
+	uint8_t *cbuf;         /* compressed units of one chunk */
+	struct ctask *tasks;
+	struct pool pool;
+	bool pool_up;
+	bool begun;
+	int clone_in, clone_out;   /* raw to raw: try FICLONE first */
+};
+
+enum { R_HOLE, R_ZERO, R_DATA };
+
+bool buf_is_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	static const uint8_t z[16];
+
+	if (len <= 16)
+		return !memcmp(b, z, len);
+	/* the first 16 bytes are zero and every byte equals the one 16
+	 * bytes before it: memcmp's vector loop does the rest */
+	return !memcmp(b, z, 16) && !memcmp(b, b + 16, len - 16);
+}
+
+static char *conv_strdup(struct conv *c, const char *s)
+{
+	char **n;
+
+	if (!s)
+		return NULL;
+	n = realloc(c->strs, (c->nstrs + 1) * sizeof *n);
+	if (!n)
+		return NULL;
+	c->strs = n;
+	n[c->nstrs] = strdup(s);
+	return n[c->nstrs] ? n[c->nstrs++] : NULL;
+}
+
+/* ---- compression pool ---- */
+
+static void *pool_main(void *arg)
+{
+	struct pool *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->quit && p->next >= p->ntasks)
+			pthread_cond_wait(&p->work, &p->mu);
+		if (p->quit)
+			break;
+		struct ctask *t = &p->tasks[p->next++];
+
+		pthread_mutex_unlock(&p->mu);
+		t->clen = p->w->ops->compress(p->w, t->in, t->len, t->out,
+					      t->len);
+		pthread_mutex_lock(&p->mu);
+		if (++p->ndone == p->ntasks)
+			pthread_cond_broadcast(&p->idle);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static int pool_start(struct pool *p, const struct writer *w, unsigned n,
+		      struct vise_err *e)
+{
+	p->w = w;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->idle, NULL);
+	for (p->n = 0; p->n < n; p->n++)
+		if (pthread_create(&p->th[p->n], NULL, pool_main, p))
+			break;
+	if (!p->n)
+		return err_set(e, VE_NOMEM, "cannot start compression threads");
+	return 0;
+}
+
+static void pool_stop(struct pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->quit = true;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < p->n; i++)
+		pthread_join(p->th[i], NULL);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->idle);
+}
+
+/* Compresses n tasks on the pool and waits for all of them. */
+static void pool_run(struct pool *p, struct ctask *t, size_t n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->tasks = t;
+	p->ntasks = n;
+	p->next = 0;
+	p->ndone = 0;
+	pthread_cond_broadcast(&p->work);
+	while (p->ndone < p->ntasks)
+		pthread_cond_wait(&p->idle, &p->mu);
+	p->ntasks = 0;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- output files ---- */
+
+static int file_add(struct conv *c, const char *final, bool in_place,
+		    struct src **out, struct vise_err *e)
+{
+	struct cfile *f;
+	char *partial = NULL;
+	int r;
+
+	if (c->nfiles >= MAX_FILES)
+		return err_set(e, VE_NOMEM, "too many output files");
+	f = &c->files[c->nfiles];
+	f->final = conv_strdup(c, final);
+	if (!in_place) {
+		size_t n = strlen(final) + sizeof ".partial";
+
+		partial = malloc(n);
+		if (partial)
+			snprintf(partial, n, "%s.partial", final);
+	}
+	if (!f->final || (!in_place && !partial)) {
+		free(partial);
+		return err_set(e, VE_NOMEM, "out of memory");
+	}
+	if (in_place) {
+		r = src_open_file(final, SRC_RDWR, &f->s, e);
+	} else {
+		if (!c->force && access(final, F_OK) == 0) {
+			free(partial);
+			return err_set(e, VE_REFUSED,
+				       "'%s' exists (-n writes into it, --force replaces it)",
+				       final);
+		}
+		r = src_open_file(partial, SRC_CREATE, &f->s, e);
+		if (r == -VE_IO && errno == EEXIST)
+			r = err_set(e, VE_REFUSED,
+				    "'%s' exists: another conversion is writing it, "
+				    "or one was killed (remove it)", partial);
+	}
+	if (r < 0) {
+		free(partial);
+		return r;
+	}
+	f->partial = partial;
+	c->nfiles++;
+	*out = f->s;
+	return 0;
+}
+
+static int conv_create_file(struct writer *w, const char *name,
+			    struct src **out, struct vise_err *e)
+{
+	struct conv *c = w->engine;
+	const char *slash = strrchr(c->files[0].final, '/');
+	size_t dl = slash ? (size_t)(slash - c->files[0].final) + 1 : 0;
+	size_t n = dl + strlen(name) + 1;
+	char *path = malloc(n);
+	int r;
+
+	if (!path)
+		return err_set(e, VE_NOMEM, "out of memory");
+	snprintf(path, n, "%.*s%s", (int)dl, c->files[0].final, name);
+	r = file_add(c, path, false, out, e);
+	free(path);
+	return r;
+}
+
+/* Syncs every file, then renames each .partial to its name, then syncs
+ * the folder so the renames are durable too. */
+static int files_commit(struct conv *c, struct vise_err *e)
+{
+	for (size_t i = 0; i < c->nfiles; i++)
+		if (src_sync(c->files[i].s, e) < 0)
+			return -e->code;
+	for (size_t i = 0; i < c->nfiles; i++) {
+		struct cfile *f = &c->files[i];
+
+		if (!f->partial)
+			continue;
+		if (rename(f->partial, f->final) < 0)
+			return err_errno(e, errno, "rename '%s' to '%s'",
+					 f->partial, f->final);
+		free(f->partial);
+		f->partial = NULL;
+	}
+	char *dir = conv_strdup(c, c->files[0].final);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+
+	if (slash)
+		slash[slash == dir] = 0;
+	int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	return 0;
+}
+
+/* ---- the copy ---- */
+
+static int rec_kind(const struct conv *c, const struct map_rec *r)
+{
+	if (c->top_only) {
+		/* what the source's backing layers hold, the output's
+		 * backing file holds too: qemu-img's rule for -B */
+		if (!r->present || r->depth > 0)
+			return R_HOLE;
+		return r->zero ? R_ZERO : R_DATA;
+	}
+	return (r->zero || !r->present || !r->data) ? R_HOLE : R_DATA;
+}
+
+static int map_at(struct conv *c, uint64_t off, struct map_rec *r,
+		  struct vise_err *e)
+{
+	if (image_map_rec(c->img, off, r, e) < 0)
+		return -e->code;
+	if (r->length == 0)
+		return err_set(e, VE_FORMAT, "map of '%s' stalls at 0x%" PRIx64,
+			       c->img->path, off);
+	if (r->start != off) {
+		/* records are answered from off; make it so */
+		uint64_t end = r->start + r->length;
+
+		if (r->start > off || end <= off)
+			return err_set(e, VE_FORMAT, "map of '%s' misses 0x%" PRIx64,
+				       c->img->path, off);
+		r->start = off;
+		r->length = end - off;
+	}
+	if (r->length > c->copy_end - off)
+		r->length = c->copy_end - off;
+	return 0;
+}
+
+/* Reads [off, off+len) of the chunk (ranges the caller decided to write). */
+static int fill(struct conv *c, uint64_t base, uint64_t off, uint64_t len,
+		int kind, struct vise_err *e)
+{
+	uint8_t *p = c->buf + (off - base);
+
+	if (kind == R_DATA || (kind == R_HOLE && c->top_only)) {
+		if (image_read(c->img, off, p, (size_t)len, e) < 0)
+			return -e->code;
+	} else {
+		memset(p, 0, (size_t)len);
+	}
+	return 0;
+}
+
+/* Fills the chunk [base, end): marks which units must be written and
+ * reads the bytes of those. */
+static int chunk_load(struct conv *c, uint64_t base, uint64_t end,
+		      struct vise_err *e)
+{
+	size_t nunits = (size_t)((end - base + c->unit - 1) / c->unit);
+	uint64_t off;
+	struct map_rec r;
+
+	memset(c->need, c->sparse == 0, nunits);
+	/* pass 1: which units hold anything that must be written */
+	for (off = base; off < end && off < c->copy_end; off += r.length) {
+		if (map_at(c, off, &r, e) < 0)
+			return -e->code;
+		if (r.length > end - off)
+			r.length = end - off;
+		if (rec_kind(c, &r) == R_HOLE)
+			continue;
+		for (uint64_t u = (off - base) / c->unit;
+		     u * c->unit < off + r.length - base; u++)
+			c->need[u] = 1;
+	}
+	if (end > c->copy_end) {
+		/* past a source shorter than the output: zeros */
+		uint64_t z = c->copy_end > base ? c->copy_end : base;
+
+		memset(c->buf + (z - base), 0, (size_t)(end - z));
+	}
+	/* pass 2: read what the needed units hold */
+	for (off = base; off < end && off < c->copy_end; off += r.length) {
+		if (map_at(c, off, &r, e) < 0)
+			return -e->code;
+		if (r.length > end - off)
+			r.length = end - off;
+		int kind = rec_kind(c, &r);
+		uint64_t a = off, rend = off + r.length;
+
+		while (a < rend) {
+			size_t u = (size_t)((a - base) / c->unit);
+			uint64_t ue = base + (uint64_t)(u + 1) * c->unit;
+			uint64_t b = ue < rend ? ue : rend;
+
+			/* runs of needed units in one read */
+			while (b < rend && c->need[u] &&
+			       c->need[(b - base) / c->unit]) {
+				ue = b + c->unit;
+				b = ue < rend ? ue : rend;
+			}
+			if (c->need[u] && fill(c, base, a, b - a, kind, e) < 0)
+				return -e->code;
+			a = b;
+		}
+	}
+	return 0;
+}
+
+static int put(struct conv *c, uint64_t off, const uint8_t *p, size_t len,
+	       struct vise_err *e)
+{
+	if (c->w.ops->write(&c->w, off, p, len, e) < 0)
+		return -e->code;
+	atomic_fetch_add(&c->job.written, len);
+	return 0;
+}
+
+/* Writes the chunk's needed, non-zero units, merging neighbours. */
+static int chunk_write_plain(struct conv *c, uint64_t base, uint64_t end,
+			     struct vise_err *e)
+{
+	uint64_t run = 0, runlen = 0;
+
+	for (uint64_t off = base; off < end; off += c->unit) {
+		size_t u = (size_t)((off - base) / c->unit);
+		size_t len = (size_t)(end - off < c->unit ? end - off : c->unit);
+		bool w = c->need[u];
+
+		/* with -B, a zero unit is written: it hides the backing's */
+		if (w && c->sparse && !c->top_only &&
+		    buf_is_zero(c->buf + (off - base), len))
+			w = false;
+		if (w && runlen && run + runlen == off) {
+			runlen += len;
+			continue;
+		}
+		if (runlen && put(c, run, c->buf + (run - base), runlen, e) < 0)
+			return -e->code;
+		runlen = 0;
+		if (w) {
+			run = off;
+			runlen = len;
+		}
+	}
+	if (runlen && put(c, run, c->buf + (run - base), runlen, e) < 0)
+		return -e->code;
+	return 0;
+}
+
+/* -c: every needed cluster is compressed on the pool, then written in
+ * guest order; a cluster that does not shrink is written plainly. */
+static int chunk_write_compressed(struct conv *c, uint64_t base, uint64_t end,
+				  struct vise_err *e)
+{
+	uint32_t g = c->w.granularity;
+	size_t n = 0;
+
+	for (uint64_t off = base; off < end; off += g) {
+		size_t len = (size_t)(end - off < g ? end - off : g);
+		const uint8_t *p = c->buf + (off - base);
+
+		if (!c->need[(off - base) / c->unit])
+			continue;
+		if (buf_is_zero(p, len) && !c->top_only)
+			continue;
+		c->tasks[n] = (struct ctask){ p, len, c->cbuf + (off - base), 0 };
+		n++;
+	}
+	pool_run(&c->pool, c->tasks, n);
+	for (size_t i = 0; i < n; i++) {
+		struct ctask *t = &c->tasks[i];
+		uint64_t off = base + (uint64_t)(t->in - c->buf);
+
+		if (t->clen && t->clen < t->len) {
+			if (c->w.ops->write_compressed(&c->w, off, t->out, t->clen,
+						       t->len, e) < 0)
+				return -e->code;
+			atomic_fetch_add(&c->job.written, t->clen);
+		} else if (put(c, off, t->in, t->len, e) < 0) {
+			return -e->code;
+		}
+	}
+	return 0;
+}
+
+/* raw to raw on a file system that shares extents (btrfs, XFS with
+ * reflink): the whole file is cloned, holes and all, in no time.  Where
+ * it cannot, the copy reads and zero-detects like any other (a
+ * copy_file_range of the data extents would be no faster on a file
+ * system without sharing, and would keep zeros that -S asks to drop). */
+static bool try_clone(struct conv *c)
+{
+	if (ioctl(c->clone_out, FICLONE, c->clone_in) < 0)
+		return false;
+	atomic_fetch_add(&c->job.written, c->copy_end);
+	return true;
+}
+
+const char *convert_job_note(const struct job *j)
+{
+	const struct conv *c = j->priv;
+	return c && c->w.note[0] ? c->w.note : NULL;
+}
+
+static int conv_finish(struct conv *c, struct vise_err *e)
+{
+	if (c->w.ops->finish(&c->w, e) < 0)
+		return -e->code;
+	if (files_commit(c, e) < 0)
+		return -e->code;
+	snprintf(c->job.result, sizeof c->job.result,
+		 "wrote '%s': %" PRIu64 " bytes of guest data in %.1f s",
+		 c->files[0].final, (uint64_t)atomic_load(&c->job.written),
+		 job_elapsed(&c->job));
+	return 0;
+}
+
+static int conv_step(struct job *j, struct vise_err *e)
+{
+	struct conv *c = (struct conv *)j;
+	uint64_t base = c->off, end;
+	struct map_rec r;
+	int rc;
+
+	if (c->off >= c->w.size) {
+		if (conv_finish(c, e) < 0)
+			return -e->code;
+		atomic_store(&j->done, c->w.size);
+		return 1;
+	}
+	if (c->clone_in >= 0) {
+		bool cloned = try_clone(c);
+
+		c->clone_in = -1;
+		if (cloned) {
+			c->off = c->w.size;
+			atomic_store(&j->done, c->off);
+			return 0;
+		}
+	}
+	/* a long hole is skipped whole, to its last whole unit */
+	if (c->off >= c->copy_end) {
+		c->off = c->w.size;
+		return 0;
+	}
+	if (c->sparse) {
+		if (map_at(c, c->off, &r, e) < 0)
+			return -e->code;
+		if (rec_kind(c, &r) == R_HOLE) {
+			uint64_t to = c->off + r.length;
+
+			if (to < c->copy_end)
+				to -= to % c->unit;
+			else
+				to = c->w.size;
+			if (to > c->off) {
+				c->off = to;
+				atomic_store(&j->done, c->off);
+				return 0;
+			}
+		}
+	}
+	end = base + c->chunk < c->w.size ? base + c->chunk : c->w.size;
+	if (chunk_load(c, base, end, e) < 0)
+		return -e->code;
+	rc = c->compress ? chunk_write_compressed(c, base, end, e)
+			 : chunk_write_plain(c, base, end, e);
+	if (rc < 0)
+		return rc;
+	c->off = end;
+	atomic_store(&j->done, end);
+	return 0;
+}
+
+static void conv_cleanup(struct job *j, bool ok)
+{
+	struct conv *c = (struct conv *)j;
+
+	if (c->pool_up) {
+		pool_stop(&c->pool);
+		c->pool_up = false;
+	}
+	if (c->begun && c->w.ops->release) {
+		c->w.ops->release(&c->w);
+		c->begun = false;
+	}
+	for (size_t i = 0; i < c->nfiles; i++) {
+		struct cfile *f = &c->files[i];
+
+		src_put(f->s);
+		f->s = NULL;
+		if (!ok && f->partial)
+			unlink(f->partial);
+		free(f->partial);
+		f->partial = NULL;
+	}
+	c->nfiles = 0;
+	if (c->img) {
+		image_close(c->img);
+		c->img = NULL;
+	}
+}
+
+static void conv_free(struct job *j)
+{
+	struct conv *c = (struct conv *)j;
+
+	if (c->nfiles || c->img || c->begun)
+		conv_cleanup(j, false);
+	free(c->buf);
+	free(c->need);
+	free(c->cbuf);
+	free(c->tasks);
+	free((void *)c->wo.keys);
+	free((void *)c->wo.values);
+	for (size_t i = 0; i < c->nstrs; i++)
+		free(c->strs[i]);
+	free(c->strs);
+	free(c);
+}
+
+/* ---- setting up ---- */
+
+static int copy_opts(struct conv *c, const struct convert_opts *o,
+		     struct vise_err *e)
+{
+	const char **k = calloc(o->wo.n + 1, sizeof *k);
+	const char **v = calloc(o->wo.n + 1, sizeof *v);
+
+	c->wo = o->wo;
+	c->wo.keys = k;
+	c->wo.values = v;
+	if (!k || !v)
+		return err_set(e, VE_NOMEM, "out of memory");
+	for (size_t i = 0; i < o->wo.n; i++) {
+		k[i] = conv_strdup(c, o->wo.keys[i]);
+		v[i] = conv_strdup(c, o->wo.values[i]);
+		if (!k[i] || !v[i])
+			return err_set(e, VE_NOMEM, "out of memory");
+	}
+	/* -o backing_file=X means what -B X means, as in qemu-img: the
+	 * output is an overlay, so only the top layer is copied. */
+	const char *b = o->wo.backing ? o->wo.backing : wopt_get(&o->wo, "backing_file");
+	const char *bf = o->wo.backing_fmt ? o->wo.backing_fmt
+					   : wopt_get(&o->wo, "backing_fmt");
+	c->wo.backing = conv_strdup(c, b);
+	c->wo.backing_fmt = conv_strdup(c, bf);
+	return 0;
+}
+
+static unsigned online_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > CONVERT_THREADS_MAX ? CONVERT_THREADS_MAX
+						   : (unsigned)n;
+}
+
+/* -n: DST must exist; raw is written in place (what qemu-img -n does),
+ * other formats are rebuilt beside it and renamed over it. */
+static int check_existing(const struct convert_opts *o, const struct driver *d,
+			  struct image *src, bool *in_place, struct vise_err *e)
+{
+	struct open_opts oo = { .format = d->name, .no_backing = true };
+	struct image *dst;
+
+	if (image_open(o->dst, &oo, &dst, e) < 0)
+		return err_ctx(e, "-n: open the target '%s'", o->dst);
+	if (dst->virtual_size < src->virtual_size) {
+		uint64_t have = dst->virtual_size;
+
+		image_close(dst);
+		return err_set(e, VE_USAGE,
+			       "-n: target '%s' is smaller than the source "
+			       "(%" PRIu64 " < %" PRIu64 " bytes)",
+			       o->dst, have, src->virtual_size);
+	}
+	image_close(dst);
+	*in_place = !strcmp(d->name, "raw");
+	return 0;
+}
+
+static int conv_buffers(struct conv *c, const struct convert_opts *o,
+			struct vise_err *e)
+{
+	uint32_t g = c->w.granularity;
+	uint64_t s = o->sparse;
+
+	if (!g || g > UNIT_MAX)
+		return err_set(e, VE_UNSUPPORTED, "writer granularity %u out of range", g);
+	c->sparse = s;
+	c->unit = s > g ? (uint32_t)((s + g - 1) / g * g) : g;
+	c->chunk = c->unit >= CHUNK_MIN ? c->unit
+					: (CHUNK_MIN + c->unit - 1) / c->unit * c->unit;
+	c->buf = malloc(c->chunk);
+	c->need = malloc(c->chunk / c->unit + 1);
+	if (!c->buf || !c->need)
+		return err_set(e, VE_NOMEM, "out of memory for a %zu byte buffer", c->chunk);
+	if (!c->compress)
+		return 0;
+	c->cbuf = malloc(c->chunk);
+	c->tasks = calloc(c->chunk / g + 1, sizeof *c->tasks);
+	if (!c->cbuf || !c->tasks)
+		return err_set(e, VE_NOMEM, "out of memory for compression buffers");
+	if (pool_start(&c->pool, &c->w, o->threads ? o->threads : online_cores(), e) < 0)
+		return -e->code;
+	c->pool_up = true;
+	return 0;
+}
+
+static int conv_open(struct conv *c, const struct convert_opts *o,
+		     struct vise_err *e)
+{
+	struct open_opts so = { .format = o->src_fmt,
+				.allow_external = o->allow_external };
+	const struct driver *d = driver_find(o->dst_fmt);
+	bool in_place = false;
+	struct src *out;
+
+	if (!d || d->kind != DRV_DISK)
+		return err_set(e, VE_USAGE, "unknown output format '%s'", o->dst_fmt);
+	if (!d->writer)
+		return err_set(e, VE_UNSUPPORTED, "cannot write format '%s'", d->name);
+	if (image_open(o->src, &so, &c->img, e) < 0)
+		return -e->code;
+	if (o->existing && check_existing(o, d, c->img, &in_place, e) < 0)
+		return -e->code;
+	c->force = o->force || o->existing;
+	if (file_add(c, o->dst, in_place, &out, e) < 0)
+		return -e->code;
+	c->w.ops = d->writer;
+	c->w.out = out;
+	c->w.path = c->files[0].final;
+	c->w.size = c->img->virtual_size;
+	c->w.create_file = conv_create_file;
+	c->w.engine = c;
+	c->top_only = c->wo.backing != NULL;
+	c->compress = c->wo.compress && d->writer->compress &&
+		      d->writer->write_compressed;
+	if (d->writer->begin(&c->w, &c->wo, e) < 0)
+		return err_ctx(e, "%s", d->name);
+	c->begun = true;
+	if (c->w.compress_always && d->writer->compress &&
+	    d->writer->write_compressed)
+		c->compress = true;
+	c->copy_end = c->img->virtual_size < c->w.size ? c->img->virtual_size
+						       : c->w.size;
+	c->clone_in = -1;
+	if (!strcmp(d->name, "raw") && !strcmp(c->img->drv->name, "raw") &&
+	    !c->img->backing && !in_place && o->sparse &&
+	    c->img->virtual_size == c->w.size)
+		c->clone_in = src_fd(c->img->src);
+	c->clone_out = src_fd(out);
+	if (c->clone_out < 0)
+		c->clone_in = -1;
+	return conv_buffers(c, o, e);
+}
+
+int convert_job_new(const struct convert_opts *o, struct job **out,
+		    struct vise_err *e)
+{
+	struct conv *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return err_set(e, VE_NOMEM, "out of memory");
+	c->job.step = conv_step;
+	c->job.cleanup = conv_cleanup;
+	c->job.free = conv_free;
+	c->job.priv = c;
+	snprintf(c->job.name, sizeof c->job.name, "convert %s -> %s",
+		 o->src, o->dst);
+	if (o->sparse > CONVERT_SPARSE_MAX) {
+		conv_free(&c->job);
+		return err_set(e, VE_USAGE, "-S %" PRIu64 ": at most %u bytes",
+			       o->sparse, CONVERT_SPARSE_MAX);
+	}
+	if (copy_opts(c, o, e) < 0 || conv_open(c, o, e) < 0) {
+		conv_cleanup(&c->job, false);
+		conv_free(&c->job);
+		return -e->code;
+	}
+	atomic_store(&c->job.total, c->w.size);
+	clock_gettime(CLOCK_MONOTONIC, &c->job.start);
+	*out = &c->job;
+	return 0;
+}
