@@ -210,8 +210,13 @@ static uint64_t snap_entry_len(const struct qcow2 *q, const struct image *img,
 	if (src_read(img->src, s->table_offset + 12, b, 4, &e) < 0)
 		return 40;
 	uint64_t len = 40 + s->extra_size + rd_be16(b) + rd_be16(b + 2);
-	(void)q;
-	return (len + 7) & ~7ull;
+	uint64_t padded = (len + 7) & ~7ull;
+	/* qemu pads only between entries: a file may end right after the
+	 * last one, inside its padding */
+	if (s->table_offset + padded > q->file_size &&
+	    s->table_offset + len <= q->file_size)
+		return len;
+	return padded;
 }
 
 static void walk_snapshot_table(struct walk *wk)
@@ -465,11 +470,16 @@ static void flush_compressed(struct walk *wk)
 	for (size_t i = 0; i < wk->ncomp && !wk->stop; i++) {
 		const struct comp_claim *c = &wk->comp[i];
 		uint64_t end = c->host + c->len;
+		size_t next = i + 1;
 
 		if (i && c->host == wk->comp[i - 1].host)
 			continue;       /* shared with a snapshot */
-		if (i + 1 < wk->ncomp && wk->comp[i + 1].host < end)
-			end = wk->comp[i + 1].host;
+		/* the next stream is the next *other* host offset: the same
+		 * descriptor seen again through a snapshot's L2 is no end */
+		while (next < wk->ncomp && wk->comp[next].host == c->host)
+			next++;
+		if (next < wk->ncomp && wk->comp[next].host < end)
+			end = wk->comp[next].host;
 		if (end > q->file_size && c->host < q->file_size)
 			end = q->file_size;
 		struct sinst si = {
@@ -478,8 +488,8 @@ static void flush_compressed(struct walk *wk)
 			.count = 1, .has_guest = true, .guest_off = c->guest,
 		};
 		visit(wk, &si);
-		claim_slack(wk, end, i + 1 < wk->ncomp ? wk->comp[i + 1].host
-						       : UINT64_MAX);
+		claim_slack(wk, end, next < wk->ncomp ? wk->comp[next].host
+						      : UINT64_MAX);
 	}
 }
 

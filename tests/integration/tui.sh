@@ -1,0 +1,236 @@
+#!/bin/sh
+# The workbench in a real terminal: tmux on a private socket, at 160x48 and
+# 80x24; keys go in with send-keys, the screen comes out with capture-pane.
+# Every wait polls for the expected text until a deadline, never a fixed
+# sleep.  The demo disk is built into this test's own cache folder, the
+# command history into its own state folder.
+. tests/lib.sh
+
+need_cmd tmux
+
+# One private server per session: a new session never races the exit of
+# the previous server.
+NSRV=0
+TM="tmux -L vise-test-$$-0 -f /dev/null"
+WAIT=${VISE_TUI_WAIT:-15}          # seconds per expected screen
+[ "$SANITIZERS" = yes ] && WAIT=40
+cleanup() {
+	_i=0
+	while [ $_i -le $NSRV ]; do
+		tmux -L "vise-test-$$-$_i" -f /dev/null kill-server >/dev/null 2>&1
+		_i=$((_i + 1))
+	done
+}
+trap cleanup EXIT INT TERM
+
+CACHE=$TMP/cache
+STATE=$TMP/state
+mkdir -p "$CACHE" "$STATE"
+
+screen() { $TM capture-pane -p -t vt 2>/dev/null; }
+
+# wait_for TEXT: polls the screen until TEXT (fixed string) shows up.
+wait_for() {
+	_end=$(($(date +%s) + WAIT))
+	while [ "$(date +%s)" -le "$_end" ]; do
+		screen | grep -F -q -- "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_gone TEXT
+wait_gone() {
+	_end=$(($(date +%s) + WAIT))
+	while [ "$(date +%s)" -le "$_end" ]; do
+		screen | grep -F -q -- "$1" || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# The Hex pane's first line: "host 0x00000008 +8  header.version".
+hex_line() { screen | grep -o '\(host\|guest\) 0x[0-9a-f]* +[0-9]*  [^│|]*' | head -n 1; }
+
+# wait_change CMD OLD: polls until CMD prints something other than OLD.
+wait_change() {
+	_end=$(($(date +%s) + WAIT))
+	while [ "$(date +%s)" -le "$_end" ]; do
+		_now=$($1)
+		[ -n "$_now" ] && [ "$_now" != "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# start W H [ARGS]: vise in a fresh session; the shell after it prints a
+# marker so that we can tell the terminal came back.
+start() {
+	stop
+	_w=$1 _h=$2
+	shift 2
+	$TM new-session -d -s vt -x "$_w" -y "$_h" \
+		"cd '$TOP' && env TERM=xterm-256color LC_ALL=C.UTF-8 \
+		VISE_CACHE='$CACHE' XDG_STATE_HOME='$STATE' \
+		ASAN_OPTIONS='$ASAN_OPTIONS' UBSAN_OPTIONS='$UBSAN_OPTIONS' \
+		'$VISE' $* 2>'$TMP/stderr'; echo VISE-EXITED-\$?; sleep 600"
+	$TM set-option -g window-size manual >/dev/null 2>&1
+}
+
+# stop: ends the session's server; the next session gets a new socket.
+stop() {
+	$TM kill-server >/dev/null 2>&1
+	NSRV=$((NSRV + 1))
+	TM="tmux -L vise-test-$$-$NSRV -f /dev/null"
+}
+
+keys() { $TM send-keys -t vt "$@"; }
+
+check() {  # NAME TEXT
+	if wait_for "$2"; then pass "$1"; else fail "$1" "'$2' not on screen: $(screen | head -c 2000)"; fi
+}
+
+# ---- 160x48: the start screen ----
+start 160 48
+ok=1
+for t in " Header " " Map " " Snapshots " " Layout " " Hex " " Log " " Jobs "; do
+	wait_for "$t" || { ok=0; fail start-160x48 "no pane titled '$t'"; break; }
+done
+[ $ok = 1 ] && pass start-160x48
+check demo-logged "vise-demo-1.qcow2"
+check demo-built "demo disk built:"
+check demo-layout 'Linux filesystem'
+check demo-snapshots "before-upgrade"
+
+# ---- the header pane moves the hex highlight ----
+wait_for "host 0x" || :
+before=$(hex_line)
+keys Down Down
+if wait_change hex_line "$before"; then
+	pass header-moves-hex
+else
+	fail header-moves-hex "hex line stayed '$before'"
+fi
+check hex-shows-field "header.version"
+
+# ---- a map cell explains itself ----
+keys Tab
+check map-focus " Map * "
+keys Right
+check map-cell-explained "host 0x10000-0x1ffff: refcount-table"
+keys Right Right Right Right Right Right Right Right Right
+check map-cell-guest "holds guest 0x"
+
+# ---- trace moves the map and hex panes ----
+keys : 'trace 0x10000' Enter
+check trace-status "trace 0x10000:"
+check trace-hex "L2 entry"
+check trace-log "> trace 0x10000"
+
+# ---- completion and history ----
+keys : inf Tab
+if wait_for "vise> info"; then pass tab-completion; else fail tab-completion "$(screen | tail -n 1)"; fi
+keys Enter
+check info-ran "virtual size:"
+keys : Up
+if wait_for "vise> info"; then pass history-up; else fail history-up "$(screen | tail -n 1)"; fi
+keys C-c
+keys : C-r tra
+check ctrl-r-search "reverse-i-search"
+keys C-c
+keys : 'explain l1_table_offset' Enter
+check explain-field "in '"
+keys : 'goto l1_table_offset' Enter
+check goto-field "header.l1_table_offset"
+
+# ---- resize reflows ----
+$TM resize-window -t vt -x 80 -y 24 >/dev/null 2>&1
+check resize-80x24 "1:Header  2:Map  3:Snapshots"
+$TM resize-window -t vt -x 160 -y 48 >/dev/null 2>&1
+if wait_gone "1:Header  2:Map" && wait_for " Jobs "; then pass resize-160x48; else fail resize-160x48 "$(screen | head -n 3)"; fi
+
+# ---- a conversion runs while the keys still work; cancel removes it ----
+if "$VISE" convert --help >/dev/null 2>&1; then
+	# Random data compressed on one thread: slow enough to watch.
+	head -c 256M /dev/urandom > "$TMP/big.raw"
+	keys 1
+	keys : "convert -c --threads 1 -O qcow2 $TMP/big.raw $TMP/out.qcow2" Enter
+	pct() { screen | grep -o '#1 \[[#.]*\] *[0-9.]*%' | grep -o '[0-9.]*%' | head -n 1; }
+	if wait_for "#1 ["; then
+		p1=$(pct)
+		before=$(hex_line)
+		keys Down
+		if wait_change hex_line "$before"; then
+			pass keys-during-job
+		else
+			fail keys-during-job "hex line stayed '$before' while the job ran"
+		fi
+		if wait_change pct "$p1"; then
+			p2=$(pct)
+			if [ "${p2%%.*}" -ge "${p1%%.*}" ]; then
+				pass progress-rises
+			else
+				fail progress-rises "$p1 then $p2"
+			fi
+		else
+			fail progress-rises "stayed at $p1"
+		fi
+		ls "$TMP"/out.qcow2* >/dev/null 2>&1 && pass partial-exists || fail partial-exists "no output file while running"
+		keys : 'cancel 1' Enter
+		check job-cancelled "#1 cancelled"
+		if ls "$TMP"/out.qcow2* >/dev/null 2>&1; then
+			fail cancel-removes "left $(ls "$TMP"/out.qcow2*)"
+		else
+			pass cancel-removes
+		fi
+	else
+		fail job-started "no job line: $(screen | grep -i -e job -e convert | head -n 5)"
+	fi
+	rm -f "$TMP/big.raw"
+else
+	skip convert-job "vise has no convert command yet"
+fi
+
+# ---- quit restores the terminal ----
+keys : quit Enter
+if wait_for "VISE-EXITED-0" && wait_gone " Snapshots "; then
+	pass quit-restores
+else
+	fail quit-restores "$(screen | head -c 1500)"
+fi
+if grep -q -e 'ERROR: AddressSanitizer' -e 'runtime error:' -e 'LeakSanitizer' "$TMP/stderr" 2>/dev/null; then
+	fail sanitizers-160x48 "$(head -c 1500 "$TMP/stderr")"
+fi
+
+# ---- 80x24: tabs, the demo reused, q quits ----
+start 80 24
+check start-80x24 "1:Header  2:Map  3:Snapshots  4:Layout  5:Hex  6:Log  7:Jobs"
+check demo-reused "demo disk found:"
+keys 5
+check hex-tab " Hex * "
+keys 2
+check map-tab " Map * "
+keys '?'
+check help-keys "vise workbench keys"
+keys x q
+if wait_for "VISE-EXITED-0"; then pass quit-80x24; else fail quit-80x24 "$(screen | tail -n 3)"; fi
+
+# ---- an image named on the command line, ASCII without UTF-8 ----
+stop
+$TM new-session -d -s vt -x 100 -y 30 \
+	"cd '$TOP' && env TERM=xterm-256color LC_ALL=C NO_COLOR=1 \
+	VISE_CACHE='$CACHE' XDG_STATE_HOME='$STATE' \
+	ASAN_OPTIONS='$ASAN_OPTIONS' UBSAN_OPTIONS='$UBSAN_OPTIONS' \
+	'$VISE' '$CACHE/vise-demo-1.qcow2' 2>'$TMP/stderr'; echo VISE-EXITED-\$?; sleep 600"
+check ascii-image-arg "+- Header * "
+if screen | grep -q '[─│┌]'; then fail ascii-only "box drawing characters without UTF-8"; else pass ascii-only; fi
+keys q
+check quit-ascii "VISE-EXITED-0"
+
+if [ -s "$STATE/vise/history" ] && grep -q '^info$' "$STATE/vise/history"; then
+	pass history-saved
+else
+	fail history-saved "no 'info' in $STATE/vise/history"
+fi
+
+done_testing
