@@ -73,6 +73,12 @@ static int convert_opt(struct cmd_ctx *ctx, void *data, int opt,
 		return 0;
 	case 'W':
 		return 0;      /* qemu-img's out-of-order writes: ours are ordered */
+	case 'r':
+		if (parse_size(arg, &v) < 0 || !v)
+			return cmd_usage(ctx, &cmd_convert, "-r %s: bytes a second, "
+					 "e.g. 32M", arg);
+		a->co.rate = v;
+		return 0;
 	case OPT_FORCE:
 		a->co.force = true;
 		return 0;
@@ -201,7 +207,7 @@ static int convert_run(struct cmd_ctx *ctx, int argc, char **argv)
 
 	a.co.sparse = CONVERT_SPARSE_DEFAULT;
 	rc = cmd_parse(ctx, &cmd_convert, argc, argv, CO_FORMAT | CO_EXTERNAL,
-		       "O:o:cpqS:B:F:nm:W", longs, convert_opt, &a, &o);
+		       "O:o:cpqS:B:F:nm:Wr:", longs, convert_opt, &a, &o);
 	if (rc != CMD_GO)
 		goto out;
 	a.co.src_fmt = o.open.format;
@@ -242,7 +248,7 @@ const struct command cmd_convert = {
 	.name = "convert",
 	.summary = "convert an image to another format (a job: progress, cancel)",
 	.usage = "convert [-f FMT] [-O FMT] [-o KEY=VALUE,...] [-c] [-p] "
-		 "[--progress=json] [-S SIZE] [-B BACKING [-F FMT]] [-n] "
+		 "[--progress=json] [-S SIZE] [-r RATE] [-B BACKING [-F FMT]] [-n] "
 		 "[--force] [--allow-external] SRC DST",
 	.help =
 	"  -f, --format FMT   read SRC as FMT instead of probing it\n"
@@ -253,6 +259,7 @@ const struct command cmd_convert = {
 	"  -p                 progress bar on stderr when it is a terminal\n"
 	"      --progress=json  one JSON object per update on stderr\n"
 	"  -S SIZE            zeros that make a hole (default 4k; 0 writes all)\n"
+	"  -r RATE            copy at most RATE bytes of guest data a second\n"
 	"  -B BACKING         the output is an overlay of BACKING: only the\n"
 	"                     source's top layer is copied\n"
 	"  -F FMT             BACKING's format\n"

@@ -67,6 +67,7 @@ struct conv {
 	struct image *img;
 	struct writer w;
 	struct writer_opts wo;
+	uint64_t rate;         /* -r, bytes a second; 0 = no limit */
 	char **strs;           /* every copied string, freed at the end */
 	size_t nstrs;
 	struct cfile files[MAX_FILES];
@@ -503,6 +504,22 @@ static int conv_finish(struct conv *c, struct vise_err *e)
 	return 0;
 }
 
+/* -r: while the copy is ahead of the rate, a step only sleeps, a slice at
+ * a time, so that a cancel is still seen within a fifth of a second. */
+static bool throttle(struct conv *c)
+{
+	if (!c->rate)
+		return false;
+	double ahead = (double)c->off / (double)c->rate - job_elapsed(&c->job);
+	if (ahead <= 0)
+		return false;
+	if (ahead > 0.2)
+		ahead = 0.2;
+	struct timespec ts = { 0, (long)(ahead * 1e9) };
+	nanosleep(&ts, NULL);
+	return true;
+}
+
 static int conv_step(struct job *j, struct vise_err *e)
 {
 	struct conv *c = (struct conv *)j;
@@ -510,6 +527,8 @@ static int conv_step(struct job *j, struct vise_err *e)
 	struct map_rec r;
 	int rc;
 
+	if (throttle(c))
+		return 0;
 	if (c->off >= c->w.size) {
 		if (conv_finish(c, e) < 0)
 			return -e->code;
@@ -723,6 +742,7 @@ static int conv_open(struct conv *c, const struct convert_opts *o,
 	c->w.create_file = conv_create_file;
 	c->w.engine = c;
 	c->top_only = c->wo.backing != NULL;
+	c->rate = o->rate;
 	c->compress = c->wo.compress && d->writer->compress &&
 		      d->writer->write_compressed;
 	if (d->writer->begin(&c->w, &c->wo, e) < 0)

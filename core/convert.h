@@ -27,6 +27,8 @@ struct convert_opts {
 	bool force;               /* --force: replace an existing DST */
 	bool allow_external;      /* follow the source's external paths */
 	unsigned threads;         /* compression threads, 0 = online cores */
+	uint64_t rate;            /* -r: at most this many guest bytes a second,
+				   * 0 = no limit (qemu-img's rate limit) */
 };
 
 /* Opens the source, creates DST.partial and starts the writer.  Every

@@ -231,4 +231,15 @@ for args in "-O qcow2 --size 1G" "-O qcow2 --size 0" "-O qcow2 --size 1000001" \
 	fi
 done
 
+# -r: the rate limit holds (16 MiB at 8 MiB/s cannot take under 1.5 s;
+# the limit sleeps, so this bound does not depend on the machine)
+head -c 16M /dev/urandom > rate.raw
+t0=$(date +%s%N)
+if vok rate/convert rate.out rate.err convert -r 8M -O qcow2 rate.raw rate.qcow2; then
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	[ $ms -ge 1500 ] && pass rate/limited || fail rate/limited "16 MiB at 8 MiB/s took $ms ms"
+	qemu-img compare -q rate.raw rate.qcow2 && pass rate/identical ||
+		fail rate/identical "qemu-img compare: the rate-limited copy differs"
+fi
+rm -f rate.raw rate.qcow2
 done_testing
