@@ -745,9 +745,9 @@ static int conv_open(struct conv *c, const struct convert_opts *o,
 	c->rate = o->rate;
 	c->compress = c->wo.compress && d->writer->compress &&
 		      d->writer->write_compressed;
+	c->begun = true;       /* cleanup releases even a failed begin */
 	if (d->writer->begin(&c->w, &c->wo, e) < 0)
 		return err_ctx(e, "%s", d->name);
-	c->begun = true;
 	if (c->w.compress_always && d->writer->compress &&
 	    d->writer->write_compressed)
 		c->compress = true;

@@ -64,6 +64,9 @@ struct driver {
 	 * fails only when nothing usable is left.  Does not open the backing
 	 * layer (the core does, through image_open_backing). */
 	int (*open)(struct image *img, struct vise_err *e);
+	/* Frees the driver's state.  The core calls it after open, whether
+	 * open succeeded or not, so it must cope with whatever a failed open
+	 * left (img->priv NULL or partly set up). */
 	void (*close)(struct image *img);
 
 	/* The guest map of this layer: the extent starting at off, as long

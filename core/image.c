@@ -266,12 +266,13 @@ static int open_layer(struct src *src, const char *path, const char *dir,
 	img->above = above;
 	set_identity(img, path);
 	int r = pick_driver(src, opts, img, e);
-	if (r == 0)
+	if (r == 0) {
 		r = img->drv->open(img, e);
-	if (r < 0) {
-		img->drv = r == -VE_USAGE ? NULL : img->drv;
-		if (img->drv && img->drv->close)
+		/* a failed open leaves its partial state to close() */
+		if (r < 0 && img->drv->close)
 			img->drv->close(img);
+	}
+	if (r < 0) {
 		img->drv = NULL;
 		image_close(img);
 		return err_ctx(e, "open '%s'", path);

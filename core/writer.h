@@ -72,7 +72,9 @@ struct writer_ops {
 	/* Writes tables, footers, descriptors.  The engine then fsyncs and
 	 * renames every file. */
 	int (*finish)(struct writer *w, struct vise_err *e);
-	/* Frees the writer's state (after finish, or instead of it). */
+	/* Frees the writer's state.  The engine calls it once after begin,
+	 * whether begin succeeded or not, so it must cope with whatever a
+	 * failed begin left (w->priv NULL or partly set up). */
 	void (*release)(struct writer *w);
 
 	/* Optional: compress one unit for write_compressed, called from

@@ -330,10 +330,8 @@ static int qcow2_open(struct image *img, struct vise_err *e)
 	int r = read_header(img, e);
 	if (r >= 0)
 		r = qcow2_read_exts(img, e);
-	if (r < 0) {
-		qcow2_close(img);
-		return r;
-	}
+	if (r < 0)
+		return r;        /* the core calls close() on the partial state */
 	if (qcow2_read_l1(img, e) < 0) {
 		err_str(e, q->l1_broken, sizeof q->l1_broken);
 		finding_add(&img->findings, SEV_ERROR, 0x28, HDR, "l1_table_offset",

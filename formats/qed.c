@@ -287,10 +287,8 @@ static int qed_open(struct image *img, struct vise_err *e)
 	q->file_size = img->src->size;
 	long long got = src_read_upto(img->src, 0, buf, sizeof buf, e);
 	int r = got < 0 ? (int)got : check_fatal(img, buf, (size_t)got, e);
-	if (r < 0) {
-		qed_close(img);
-		return r;
-	}
+	if (r < 0)
+		return r;        /* the core calls close() on the partial state */
 	q->cluster_size = q->h.cluster_size;
 	q->table_bytes = q->h.table_size * q->cluster_size;
 	q->entries = q->table_bytes / 8;

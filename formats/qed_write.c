@@ -159,7 +159,7 @@ static int parse_opts(const struct writer_opts *o, uint64_t size,
 
 /* ---- begin ---- */
 
-static int qedw_setup(struct writer *w, const struct writer_opts *o,
+static int qedw_begin(struct writer *w, const struct writer_opts *o,
 		      struct vise_err *e)
 {
 	struct qedw *q = calloc(1, sizeof *q);
@@ -355,18 +355,6 @@ static void qedw_release(struct writer *w)
 	free(q->backing);
 	free(q);
 	w->priv = NULL;
-}
-
-/* A begin that fails frees what it made, so that the engine may or may
- * not call release() after it. */
-static int qedw_begin(struct writer *w, const struct writer_opts *o,
-		      struct vise_err *e)
-{
-	int r = qedw_setup(w, o, e);
-
-	if (r < 0)
-		qedw_release(w);
-	return r;
 }
 
 static int qedw_measure(const struct writer_opts *o, uint64_t size,

@@ -512,10 +512,8 @@ static int vdi_open(struct image *img, struct vise_err *e)
 	int r = read_header(img, e);
 	if (r >= 0)
 		r = read_map(img, e);
-	if (r < 0) {
-		vdi_close(img);
-		return r;
-	}
+	if (r < 0)
+		return r;        /* the core calls close() on the partial state */
 	if (vdi_has_parent(v))
 		vdi_find_parent(img);
 	return 0;

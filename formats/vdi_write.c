@@ -100,8 +100,6 @@ static int begin_checked(struct writer *w, struct vdiw *v,
 	return 0;
 }
 
-static void vdi_release(struct writer *w);
-
 static int vdi_begin(struct writer *w, const struct writer_opts *o,
 		     struct vise_err *e)
 {
@@ -110,11 +108,7 @@ static int vdi_begin(struct writer *w, const struct writer_opts *o,
 	if (!v)
 		return err_set(e, VE_NOMEM, "vdi writer: out of memory");
 	w->priv = v;
-	int r = begin_checked(w, v, o, e);
-	/* the engine releases only a writer that began */
-	if (r < 0)
-		vdi_release(w);
-	return r;
+	return begin_checked(w, v, o, e);
 }
 
 /* The file offset of guest block b, giving it a place when it has none. */

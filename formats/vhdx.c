@@ -228,10 +228,8 @@ static int vhdx_open(struct image *img, struct vise_err *e)
 		r = vhdx_read_metadata(img, e);
 	if (r >= 0)
 		r = vhdx_geometry(img, e);
-	if (r < 0) {
-		vhdx_close(img);
-		return r;
-	}
+	if (r < 0)
+		return r;        /* the core calls close() on the partial state */
 	vhdx_read_locator(img);
 	return 0;
 }

@@ -151,7 +151,7 @@ static void layout(struct vhdxw *v)
 
 /* ---- begin / write ---- */
 
-static int vhdxw_setup(struct writer *w, const struct writer_opts *o,
+static int vhdxw_begin(struct writer *w, const struct writer_opts *o,
 		       struct vise_err *e)
 {
 	struct vhdxw *v = calloc(1, sizeof *v);
@@ -395,18 +395,6 @@ static void vhdxw_release(struct writer *w)
 	free(v->where);
 	free(v);
 	w->priv = NULL;
-}
-
-/* A begin that fails frees what it made, so that the engine may or may
- * not call release() after it. */
-static int vhdxw_begin(struct writer *w, const struct writer_opts *o,
-		       struct vise_err *e)
-{
-	int r = vhdxw_setup(w, o, e);
-
-	if (r < 0)
-		vhdxw_release(w);
-	return r;
 }
 
 static int vhdxw_measure(const struct writer_opts *o, uint64_t size,

@@ -488,10 +488,8 @@ static int vmdk_open(struct image *img, struct vise_err *e)
 			    "does not read");
 	else if (r == 0)
 		r = open_descriptor_file(img, e);
-	if (r < 0) {
-		vmdk_close(img);
-		return r;
-	}
+	if (r < 0)
+		return r;        /* the core calls close() on the partial state */
 	if (v->have_desc)
 		parse_cids(img);
 	return 0;

@@ -459,10 +459,7 @@ static int vmdk_begin(struct writer *w, const struct writer_opts *o,
 	w->priv = v;
 	v->gt_idx = -1;
 	int r = begin_checked(w, v, o, e);
-	/* the engine releases only a writer that began */
-	if (r < 0)
-		vmdk_release(w);
-	else
+	if (r == 0)
 		w->compress_always = v->sf == SF_STREAM;  /* both cores, no -c needed */
 	return r;
 }

@@ -364,10 +364,8 @@ static int vpc_open(struct image *img, struct vise_err *e)
 	img->priv = v;
 	v->bm_block = UINT32_MAX;
 	int r = pick_footer(img, e);
-	if (r < 0) {
-		vpc_close(img);
-		return r;
-	}
+	if (r < 0)
+		return r;        /* the core calls close() on the partial state */
 	vpc_footer_decode(&v->f, v->footer_raw, v->footer_len);
 	check_checksums(img);
 	check_type(img);

@@ -174,7 +174,7 @@ static void azure_note(struct vpcw *v)
 		 " (force_size=on keeps a 1 MiB multiple exact)");
 }
 
-static int vpcw_setup(struct writer *w, const struct writer_opts *o,
+static int vpcw_begin(struct writer *w, const struct writer_opts *o,
 		      struct vise_err *e)
 {
 	struct vpcw *v = calloc(1, sizeof *v);
@@ -367,18 +367,6 @@ static void vpcw_release(struct writer *w)
 	free(v->bat);
 	free(v);
 	w->priv = NULL;
-}
-
-/* A begin that fails frees what it made, so that the engine may or may
- * not call release() after it. */
-static int vpcw_begin(struct writer *w, const struct writer_opts *o,
-		      struct vise_err *e)
-{
-	int r = vpcw_setup(w, o, e);
-
-	if (r < 0)
-		vpcw_release(w);
-	return r;
 }
 
 /* The warning a finished (or begun) vpc writer wants shown, or NULL. */
