@@ -306,13 +306,17 @@ static void ntfs_label(const struct fs_buf *f, struct fsinfo *fs, uint32_t bps)
 	const uint8_t *bs = f->b;
 	uint8_t spc_raw = bs[13];
 	int8_t rec_raw = (int8_t)bs[64];
-	uint64_t spc = spc_raw <= 0x80 ? spc_raw : 1ull << (256 - spc_raw);
-	uint64_t cluster = bps * spc, rec_size, at;
+	uint64_t spc, cluster, rec_size, at;
 	uint8_t rec[NTFS_RECORD_MAX];
 	struct vise_err e = { 0 };
 
-	if (!spc || spc > 4096)
+	/* sectors per cluster: 1..128 as is, 0xf4..0xff as 2^(256 - v) */
+	if (spc_raw > 0x80 && spc_raw < 0xf4)
 		return;
+	spc = spc_raw <= 0x80 ? spc_raw : 1ull << (256 - spc_raw);
+	if (!spc)
+		return;
+	cluster = bps * spc;
 	rec_size = rec_raw < 0 ? (rec_raw < -12 ? 0 : 1ull << -rec_raw)
 			       : (uint64_t)rec_raw * cluster;
 	if (rec_size < 512 || rec_size > sizeof rec)

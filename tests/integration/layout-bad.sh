@@ -125,4 +125,28 @@ bad pmbr-only 'signature'
 printf 'x' >tiny.img
 bad tiny 'too small'
 rm -f *.img
+# ---- a bare NTFS volume with hostile geometry: the label lookup (MFT
+# record 3) must bound every number before it shifts or multiplies ----
+for spc in 0x81 0xf3 0xf4 0xff 0x00; do
+	python3 - "ntfs-$spc.img" "$spc" <<'PY'
+import struct, sys
+img = bytearray(8 << 20)
+b = img
+b[3:11] = b"NTFS    "
+struct.pack_into("<H", b, 11, 512)               # bytes per sector
+b[13] = int(sys.argv[2], 16)                    # sectors per cluster (hostile)
+struct.pack_into("<Q", b, 40, 16383)            # sectors
+struct.pack_into("<Q", b, 48, 0xffffffffffff)   # MFT cluster: far away
+b[64] = 0x80                                    # record size: 2^128 (hostile)
+struct.pack_into("<Q", b, 72, 0x1234)           # serial
+b[510:512] = b"\x55\xaa"
+open(sys.argv[1], "wb").write(img)
+PY
+	vrun "ntfs-$spc.out" "ntfs-$spc.err" layout --json "ntfs-$spc.img"
+	if [ $rc -eq 0 ] && [ -z "$why" ] && grep -q '"ntfs"' "ntfs-$spc.out"; then
+		pass "ntfs-geometry-$spc"
+	else
+		fail "ntfs-geometry-$spc" "vise layout exited $rc${why:+ ($why)} or did not name ntfs: $(head -c 300 "ntfs-$spc.err" | tr '\n' ' ')"
+	fi
+done
 done_testing
