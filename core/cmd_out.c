@@ -29,19 +29,37 @@ static void finding_json(struct sink *s, const struct finding *f)
 	sink_str(s, "structure", f->structure);
 	sink_str(s, "field", f->field);
 	sink_str(s, "message", f->msg);
+	if (f->cls != PC_NOTE)
+		sink_str(s, "class", pclass_name(f->cls));
+	if (f->found[0])
+		sink_str(s, "found", f->found);
+	if (f->expected[0])
+		sink_str(s, "expected", f->expected);
+	if (f->has_guest) {
+		sink_u64(s, "guest-offset", f->guest_off);
+		sink_u64(s, "guest-length", f->guest_len);
+	}
 	sink_obj_end(s);
 }
 
 static void finding_text(struct sink *s, const struct finding *f)
 {
-	char where[128] = "";
+	char where[128] = "", values[128] = "", guest[80] = "";
 
 	if (f->offset != FINDING_NO_OFFSET)
 		snprintf(where, sizeof where, " at 0x%llx",
 			 (unsigned long long)f->offset);
-	sink_printf(s, "    %s: %s%s%s%s: %s\n", severity_name(f->sev),
+	if (f->found[0] || f->expected[0])
+		snprintf(values, sizeof values, " (found %s, expected %s)",
+			 f->found[0] ? f->found : "-",
+			 f->expected[0] ? f->expected : "-");
+	if (f->has_guest)
+		snprintf(guest, sizeof guest, " [guest 0x%llx+0x%llx]",
+			 (unsigned long long)f->guest_off,
+			 (unsigned long long)f->guest_len);
+	sink_printf(s, "    %s: %s%s%s%s: %s%s%s\n", severity_name(f->sev),
 		    f->structure, f->field[0] ? ": " : "", f->field, where,
-		    f->msg);
+		    f->msg, values, guest);
 }
 
 void cmd_emit_findings(struct sink *s, const struct findings *f)

@@ -12,6 +12,8 @@
 
 struct sink;
 struct writer_ops;    /* the convert engine's writers (issue 5) */
+struct check_ctx;     /* core/check.h */
+struct plan;          /* core/repair.h */
 
 /* One entry of a container's folder. */
 struct member {
@@ -114,6 +116,29 @@ struct driver {
 	const struct sdesc *const *sdescs;
 
 	const struct writer_ops *writer;  /* NULL: vise cannot write it */
+
+	/* `vise check`: the consistency checks beyond what open() already
+	 * found and the host map already shows (overlaps, past EOF, leaked
+	 * clusters), e.g. qcow2 refcounts recomputed from every reference.
+	 * Records each problem with problem_add() in img->findings: class,
+	 * file offset, structure, field, found and expected values, and with
+	 * finding_guest() the guest range it affects.  Reports progress and
+	 * polls cancel through cc.  Returns 0 when it could check (problems
+	 * are findings, not errors), <0 when it could not.  NULL: open's
+	 * findings and the host map are the whole check.
+	 * A DRV_LAYOUT driver (mbr, gpt) is called with the disk image whose
+	 * guest view holds the table. */
+	int (*check)(struct image *img, struct check_ctx *cc,
+		     struct vise_err *e);
+	/* `vise check -r`: plans the repair of what check() and the host map
+	 * found, as byte patches of img's file (core/repair.h), and writes
+	 * nothing: the core prints the plan (--dry-run) or writes an undo
+	 * file and applies it.  what is REPAIR_LEAKS or REPAIR_ALL.  Must
+	 * never drop what the image still reaches (snapshots, bitmaps, any
+	 * referenced cluster).  Called after check() on the same img.
+	 * NULL: the format repairs nothing. */
+	int (*repair)(struct image *img, struct check_ctx *cc, unsigned what,
+		      struct plan *p, struct vise_err *e);
 };
 
 /* The table, NULL-terminated, in probe priority order. */

@@ -34,24 +34,84 @@ static bool findings_grow(struct findings *f)
 	return true;
 }
 
-void finding_add(struct findings *f, enum severity sev, uint64_t offset,
-		 const char *structure, const char *field, const char *fmt, ...)
+const char *pclass_name(enum pclass c)
+{
+	switch (c) {
+	case PC_NOTE: return "note";
+	case PC_CORRUPT: return "corruption";
+	case PC_LEAK: return "leak";
+	}
+	return "?";
+}
+
+/* A cleared record to fill: the next slot, or the scratch one when the
+ * list is full (counted as dropped). */
+static struct finding *finding_new(struct findings *f, enum severity sev,
+				   enum pclass cls)
 {
 	if ((unsigned)sev <= SEV_ERROR)
 		f->count[sev]++;
-	if (!findings_grow(f)) {
+	if (cls == PC_CORRUPT)
+		f->corrupt++;
+	else if (cls == PC_LEAK)
+		f->leaks++;
+	struct finding *x;
+	if (findings_grow(f)) {
+		x = &f->v[f->n++];
+	} else {
 		f->dropped++;
-		return;
+		x = &f->scratch;
 	}
-	struct finding *x = &f->v[f->n++];
+	memset(x, 0, sizeof *x);
 	x->sev = sev;
+	x->cls = cls;
+	return x;
+}
+
+static void finding_where(struct finding *x, uint64_t offset,
+			  const char *structure, const char *field)
+{
 	x->offset = offset;
 	snprintf(x->structure, sizeof x->structure, "%s", structure ? structure : "");
 	snprintf(x->field, sizeof x->field, "%s", field ? field : "");
+}
+
+struct finding *finding_add(struct findings *f, enum severity sev,
+			    uint64_t offset, const char *structure,
+			    const char *field, const char *fmt, ...)
+{
+	struct finding *x = finding_new(f, sev,
+					sev == SEV_ERROR ? PC_CORRUPT : PC_NOTE);
+	finding_where(x, offset, structure, field);
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(x->msg, sizeof x->msg, fmt, ap);
 	va_end(ap);
+	return x;
+}
+
+struct finding *problem_add(struct findings *f, enum pclass cls,
+			    uint64_t offset, const char *structure,
+			    const char *field, const char *found,
+			    const char *expected, const char *fmt, ...)
+{
+	struct finding *x = finding_new(f, cls == PC_CORRUPT ? SEV_ERROR : SEV_WARN,
+					cls);
+	finding_where(x, offset, structure, field);
+	snprintf(x->found, sizeof x->found, "%s", found ? found : "");
+	snprintf(x->expected, sizeof x->expected, "%s", expected ? expected : "");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(x->msg, sizeof x->msg, fmt, ap);
+	va_end(ap);
+	return x;
+}
+
+void finding_guest(struct finding *x, uint64_t off, uint64_t len)
+{
+	x->has_guest = true;
+	x->guest_off = off;
+	x->guest_len = len;
 }
 
 void findings_free(struct findings *f)

@@ -10,6 +10,11 @@
 
 enum severity { SEV_INFO, SEV_WARN, SEV_ERROR };
 
+/* What `vise check` counts a finding as (its exit codes follow qemu-img
+ * check: 2 when any corruption, 3 when leaks only).  finding_add() makes
+ * an error a corruption and anything else a note; problem_add() says it. */
+enum pclass { PC_NOTE, PC_CORRUPT, PC_LEAK };
+
 #define FINDINGS_MAX 10000 /* more are counted in `dropped`, not stored */
 #define FINDING_NO_OFFSET UINT64_MAX
 
@@ -19,6 +24,12 @@ struct finding {
 	char structure[40];   /* "header", "L2 table 3", "snapshot 2" */
 	char field[40];       /* "l1_table_offset", "" when none */
 	char msg[200];
+	/* check's record (empty / false when the finding has none) */
+	enum pclass cls;
+	char found[48];       /* the value found: "0x50200", "3" */
+	char expected[48];    /* what it should be: "cluster aligned", "2" */
+	bool has_guest;       /* the guest range the problem affects */
+	uint64_t guest_off, guest_len;
 };
 
 struct findings {
@@ -26,11 +37,25 @@ struct findings {
 	size_t n, cap;
 	size_t dropped;
 	size_t count[3];      /* per severity, including dropped ones */
+	size_t corrupt, leaks;  /* per class, including dropped ones */
+	struct finding scratch; /* what a dropped finding is written to */
 };
 
-void finding_add(struct findings *f, enum severity sev, uint64_t offset,
-		 const char *structure, const char *field, const char *fmt, ...)
+/* Both return the record, so that a caller can add the guest range; a
+ * finding past FINDINGS_MAX is counted and written to f->scratch. */
+struct finding *finding_add(struct findings *f, enum severity sev,
+			    uint64_t offset, const char *structure,
+			    const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
+/* A check problem: PC_CORRUPT is an error, PC_LEAK and PC_NOTE warnings.
+ * found and expected may be NULL. */
+struct finding *problem_add(struct findings *f, enum pclass cls,
+			    uint64_t offset, const char *structure,
+			    const char *field, const char *found,
+			    const char *expected, const char *fmt, ...)
+	__attribute__((format(printf, 8, 9)));
+void finding_guest(struct finding *x, uint64_t off, uint64_t len);
+const char *pclass_name(enum pclass c);   /* "note", "corruption", "leak" */
 void findings_free(struct findings *f);
 const char *severity_name(enum severity sev);
 

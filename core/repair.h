@@ -1,0 +1,81 @@
+/* Repair plans.  A repair never writes while it decides: a driver's
+ * repair() describes the change as an ordered list of byte patches of one
+ * file, each with the bytes it replaces and why.  The core then either
+ * prints the plan (`check -r --dry-run`), or writes an undo file holding
+ * the old bytes of every patch (flushed before the image is touched),
+ * applies the patches in order (flushing at each barrier, so that new
+ * metadata is on disk before anything points to it), and `vise undo FILE`
+ * puts the old bytes back, refusing when the image changed since.
+ *
+ * Memory: the plan holds old and new bytes of every patch, bounded by
+ * PLAN_BYTES_MAX; a driver patches whole sectors or clusters of the
+ * tables it rewrites, never the data. */
+#ifndef VISE_REPAIR_H
+#define VISE_REPAIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/io.h"
+
+struct sink;
+
+#define PLAN_BYTES_MAX (256u << 20)   /* old + new bytes of all patches */
+#define PATCH_LEN_MAX (64u << 20)     /* one patch */
+
+struct patch {
+	uint64_t off;          /* in the file */
+	uint32_t len;
+	uint8_t *old;          /* the bytes there now (zeros past the end) */
+	uint8_t *new_bytes;    /* what the repair writes */
+	bool barrier;          /* everything before is flushed first */
+	char structure[40];    /* "refcount block 2", "footer" */
+	char why[160];         /* "refcount of cluster 0x50000: 2 -> 1" */
+};
+
+struct plan {
+	struct src *src;       /* the file, as the driver read it */
+	uint64_t old_size;     /* the file's size when planned */
+	uint64_t new_size;     /* after the repair (larger when a table is
+				* appended; never smaller) */
+	struct patch *v;
+	size_t n, cap;
+	uint64_t bytes;        /* old + new bytes held */
+	bool next_barrier;
+};
+
+/* An empty plan for src (its size is old_size and new_size). */
+void plan_init(struct plan *p, struct src *src);
+void plan_free(struct plan *p);
+
+/* Adds a patch writing len bytes of new_bytes at off, reading the old
+ * bytes from p->src (zeros past its end; new_size grows to cover it).
+ * Patches may not overlap one another: a driver that changes several
+ * entries of one table sector patches the sector once.  Fails with
+ * VE_USAGE on overlap and VE_NOMEM past the bounds above. */
+int plan_add(struct plan *p, uint64_t off, const void *new_bytes, uint32_t len,
+	     const char *structure, struct vise_err *e, const char *why_fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+/* The next patch is written only after every earlier one is flushed. */
+void plan_barrier(struct plan *p);
+
+/* Text (`check -r --dry-run`): one line per patch with offset, length,
+ * structure and why, then the changed bytes old -> new (first 64 bytes of
+ * each patch in hex); JSON: every patch with old and new in hex. */
+void plan_print(const struct plan *p, struct sink *s);
+
+/* Applies the plan to path: checks that the file still holds every old
+ * byte, writes and flushes undo_path first (refuses to overwrite an
+ * existing one), then the patches in order with barriers, then fsyncs. */
+int plan_apply(const struct plan *p, const char *path, const char *undo_path,
+	       struct vise_err *e);
+
+/* `vise undo`: restores the old bytes and size recorded in undo_path to
+ * the file it names (or to target when not NULL).  Refuses when the file
+ * no longer holds the repair's new bytes, unless force. */
+int undo_apply(const char *undo_path, const char *target, bool force,
+	       struct vise_err *e);
+
+#endif
