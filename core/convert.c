@@ -777,6 +777,7 @@ int convert_job_new(const struct convert_opts *o, struct job **out,
 	c->job.priv = c;
 	snprintf(c->job.name, sizeof c->job.name, "convert %s -> %s",
 		 o->src, o->dst);
+	snprintf(c->job.output, sizeof c->job.output, "%s", o->dst);
 	if (o->sparse > CONVERT_SPARSE_MAX) {
 		conv_free(&c->job);
 		return err_set(e, VE_USAGE, "-S %" PRIu64 ": at most %u bytes",

@@ -34,6 +34,8 @@ struct job {
 	_Atomic int state;           /* enum job_state */
 	struct timespec start;       /* CLOCK_MONOTONIC */
 	char result[256];            /* one line when finished: summary or error */
+	char output[1024];           /* the file the job makes ("" if none): the
+				      * TUI offers to open it when the job is done */
 };
 
 /* Runs steps until the job ends; calls progress (if not NULL) at most every

@@ -33,7 +33,7 @@ static char history_path[4096];
 static int hscroll;                  /* first column shown */
 
 static const char *const verbs[] = {
-	"open", "close", "goto", "explain", "jobs", "cancel", "quit", "help",
+	"open", "images", "close", "goto", "explain", "jobs", "cancel", "quit", "help",
 	NULL,
 };
 

@@ -101,14 +101,12 @@ char owner_glyph(enum owner o)
 
 /* Clips by display columns, not bytes, so CJK names and accents keep the
  * borders straight; an invalid byte counts as one column and moves on. */
-void ui_put(WINDOW *win, int y, int x, int w, attr_t a, const char *s)
+size_t text_fit(const char *s, int w)
 {
 	mbstate_t st;
 	size_t i = 0, n = strlen(s);
 	int cols = 0;
 
-	if (w <= 0)
-		return;
 	memset(&st, 0, sizeof st);
 	while (i < n) {
 		wchar_t wc;
@@ -116,6 +114,7 @@ void ui_put(WINDOW *win, int y, int x, int w, attr_t a, const char *s)
 		int cw;
 
 		if (k == (size_t)-1 || k == (size_t)-2 || k == 0) {
+			/* A broken sequence draws as one cell per byte. */
 			memset(&st, 0, sizeof st);
 			k = 1;
 			cw = 1;
@@ -129,8 +128,15 @@ void ui_put(WINDOW *win, int y, int x, int w, attr_t a, const char *s)
 		cols += cw;
 		i += k;
 	}
+	return i;
+}
+
+void ui_put(WINDOW *win, int y, int x, int w, attr_t a, const char *s)
+{
+	if (w <= 0)
+		return;
 	wattron(win, a);
-	mvwaddnstr(win, y, x, s, (int)i);
+	mvwaddnstr(win, y, x, s, (int)text_fit(s, w));
 	wattroff(win, a);
 }
 

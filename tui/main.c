@@ -109,6 +109,38 @@ void ui_select_host(struct ui *ui, uint64_t off, uint64_t len, const char *what)
 		ui->panes[PANE_HEX].ops->update(ui, &ui->panes[PANE_HEX]);
 }
 
+int ui_remember(struct ui *ui, const char *path)
+{
+	for (int i = 0; i < ui->nimages; i++)
+		if (!strcmp(ui->images[i], path))
+			return i;
+	if (ui->nimages == IMAGES_MAX)
+		return -1;
+	ui->images[ui->nimages] = strdup(path);
+	return ui->images[ui->nimages] ? ui->nimages++ : -1;
+}
+
+void ui_list_images(struct ui *ui)
+{
+	for (int i = 0; i < ui->nimages; i++)
+		ui_log(ui, "%s image %d: %s", i == ui->cur_image ? "*" : " ",
+		       i + 1, ui->images[i]);
+	if (ui->nimages > 1)
+		ui_log(ui, "] and [ switch between them");
+}
+
+void ui_switch_image(struct ui *ui, int dir)
+{
+	if (ui->nimages < 2) {
+		ui_status(ui, "only one image: 'open PATH' adds another");
+		return;
+	}
+	ui->cur_image = (ui->cur_image + dir + ui->nimages) % ui->nimages;
+	ui_open(ui, ui->images[ui->cur_image]);
+	ui_status(ui, "image %d of %d: %s", ui->cur_image + 1, ui->nimages,
+		  ui->images[ui->cur_image]);
+}
+
 int ui_open(struct ui *ui, const char *path)
 {
 	struct vise_err e = { 0 };
@@ -120,6 +152,12 @@ int ui_open(struct ui *ui, const char *path)
 		ui_log(ui, "open '%s': %s", path, err_str(&e, buf, sizeof buf));
 		ui_model_changed(ui);
 		return -1;
+	}
+	{
+		int k = ui_remember(ui, path);
+
+		if (k >= 0)
+			ui->cur_image = k;
 	}
 	f = &ui->m.img->findings;
 	ui_log(ui, "opened %s: %zu structures, %zu findings",
@@ -135,8 +173,10 @@ int ui_open(struct ui *ui, const char *path)
 		       severity_name(f->v[i].sev), f->v[i].structure,
 		       f->v[i].field[0] ? "." : "", f->v[i].field,
 		       (unsigned long long)f->v[i].offset, f->v[i].msg);
-	for (int i = 0; i < PANE__COUNT; i++)
+	for (int i = 0; i < PANE__COUNT; i++) {
 		ui->panes[i].cur = ui->panes[i].top = 0;
+		ui->panes[i].zoomed = false;
+	}
 	ui_model_changed(ui);
 	if (ui->panes[ui->focus].ops->focus)
 		ui->panes[ui->focus].ops->focus(ui, &ui->panes[ui->focus]);
@@ -234,7 +274,11 @@ static void draw_status(struct ui *ui)
 	werase(ui->status);
 	wbkgdset(ui->status, ' ' | A_REVERSE);
 	werase(ui->status);
-	ui_put(ui->status, 0, 0, ui->g.status.w, A_REVERSE, ui->status_msg);
+	if (ui->searching)
+		ui_printf(ui->status, 0, 0, ui->g.status.w, A_REVERSE | A_BOLD,
+			  "/%s_   (Enter: find, Esc: cancel)", ui->search);
+	else
+		ui_put(ui->status, 0, 0, ui->g.status.w, A_REVERSE, ui->status_msg);
 	wnoutrefresh(ui->status);
 }
 
@@ -245,11 +289,14 @@ static const char *const help_lines[] = {
 	"Up Down j k       move in the pane          PgUp PgDn Home End",
 	"Right Left Space  expand / collapse (Header)",
 	"g                 map: guest / host view    + -  map: zoom in / out",
+	"/ n N             search in the pane, next, previous match",
+	"] [               next / previous image (several named or opened)",
+	"o                 jobs: open a finished job's output",
 	": or Enter        command line (Tab completes, Up recalls, Ctrl-R searches)",
 	"Ctrl-C            command line: clear and leave; panes: cancel the last job",
 	"Ctrl-L            redraw                    q    quit",
 	"",
-	"workbench verbs: open PATH, close, goto FIELD|OFFSET, explain FIELD,",
+	"workbench verbs: open PATH, images, close, goto FIELD|OFFSET, explain FIELD,",
 	"  trace OFFSET, jobs, cancel N, help, quit; and every batch command",
 	"  (info, map, clusters, dump, layout, snapshot -l, convert ...)",
 	"",
@@ -329,6 +376,10 @@ static void pane_key(struct ui *ui, int key)
 		ui->show_help = false;
 		return;
 	}
+	if (ui->searching) {
+		search_key(ui, key);
+		return;
+	}
 	if (p->win && p->ops->key && p->ops->key(ui, p, key))
 		return;
 	switch (key) {
@@ -346,6 +397,15 @@ static void pane_key(struct ui *ui, int key)
 		break;
 	case '?':
 		ui->show_help = true;
+		break;
+	case '/':
+		search_start(ui);
+		break;
+	case 'n': case 'N':
+		search_again(ui, key == 'n' ? 1 : -1);
+		break;
+	case ']': case '[':
+		ui_switch_image(ui, key == ']' ? 1 : -1);
 		break;
 	case 'q':
 		ui->quit = true;
@@ -539,8 +599,11 @@ int tui_main(int argc, char **argv)
 	if (argc < 2)
 		log_demo(ui, &e, demo, sizeof demo);
 	first = argc > 1 ? argv[1] : demo;
-	for (int i = 2; i < argc; i++)
-		ui_log(ui, "also named: %s (open it with 'open %s')", argv[i], argv[i]);
+	for (int i = 1; i < argc; i++)
+		ui_remember(ui, argv[i]);
+	if (argc > 2)
+		ui_log(ui, "%d images named: ] and [ switch, 'images' lists them",
+		       argc - 1);
 
 	signal(SIGTERM, on_term);
 	signal(SIGHUP, on_term);
@@ -575,6 +638,8 @@ int tui_main(int argc, char **argv)
 	model_close(&ui->m);
 	for (int i = 0; i < ui->nlog; i++)
 		free(ui->log[i]);
+	for (int i = 0; i < ui->nimages; i++)
+		free(ui->images[i]);
 	close(ui->wake[0]);
 	close(ui->wake[1]);
 	return got_term ? 1 : 0;

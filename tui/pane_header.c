@@ -320,9 +320,95 @@ void header_goto(struct ui *ui, size_t si, const struct field *f)
 	select_row(ui, p);
 }
 
+/* Search covers every structure and every field of the single ones, open
+ * or not, in the order the tree shows them: (structure, -1) is its own
+ * row, (structure, f) a field.  Table entries are not searched: there may
+ * be millions. */
+static int nfields_of(const struct mstruct *s)
+{
+	return s->desc && s->count <= 1 ? (int)s->desc->nfields : 0;
+}
+
+static void step_candidate(const struct model *m, int dir, int *s, int *f)
+{
+	int n = (int)m->nst;
+
+	if (dir > 0) {
+		if (*f + 1 < nfields_of(&m->st[*s])) {
+			(*f)++;
+		} else {
+			*s = (*s + 1) % n;
+			*f = -1;
+		}
+	} else if (*f > -1) {
+		(*f)--;
+	} else {
+		*s = (*s - 1 + n) % n;
+		*f = nfields_of(&m->st[*s]) - 1;
+	}
+}
+
+static void candidate_text(struct ui *ui, int si, int f, char *buf, size_t len)
+{
+	const struct mstruct *s = &ui->m.st[si];
+	const struct field *fd;
+	uint8_t raw[4096];
+	char val[256];
+
+	if (f < 0) {
+		snprintf(buf, len, "%s", s->name);
+		return;
+	}
+	fd = &s->desc->fields[f];
+	field_format(s->desc, fd, raw, read_bytes(ui, s, -1, raw, sizeof raw),
+		     val, sizeof val);
+	snprintf(buf, len, "%s %s %s", fd->name, val, fd->meaning ? fd->meaning : "");
+}
+
+/* Opens the structure and puts the cursor on the candidate's row. */
+static void show_candidate(struct ui *ui, struct pane *p, int s, int f)
+{
+	H.open[s] = true;
+	build_rows(&ui->m);
+	for (int i = 0; i < H.nrows; i++)
+		if (H.rows[i].s == s && H.rows[i].entry < 0 && H.rows[i].field == f)
+			p->cur = i;
+	pane_clamp(p, H.nrows);
+	select_row(ui, p);
+}
+
+static bool header_search(struct ui *ui, struct pane *p, const char *needle,
+			  int dir)
+{
+	long total = 0;
+	int s = 0, f = -1;
+	char buf[512];
+
+	if (!ui->m.img || !H.nst)
+		return false;
+	for (size_t i = 0; i < H.nst; i++)
+		total += 1 + nfields_of(&ui->m.st[i]);
+	if (p->cur >= 0 && p->cur < H.nrows && H.rows[p->cur].entry < 0) {
+		s = H.rows[p->cur].s;
+		f = H.rows[p->cur].field;
+	} else if (p->cur >= 0 && p->cur < H.nrows) {
+		s = H.rows[p->cur].s;
+	}
+	for (long k = 0; k < total; k++) {
+		step_candidate(&ui->m, dir, &s, &f);
+		candidate_text(ui, s, f, buf, sizeof buf);
+		if (text_has(buf, needle)) {
+			show_candidate(ui, p, s, f);
+			return true;
+		}
+	}
+	return false;
+}
+
 const struct pane_ops header_ops = {
 	.draw = header_draw,
 	.key = header_key,
 	.update = header_update,
 	.focus = header_focus,
+	.search = header_search,
 };

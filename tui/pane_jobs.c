@@ -61,12 +61,48 @@ static void jobs_draw(struct ui *ui, struct pane *p)
 	}
 }
 
+/* o: a finished job's output opens in the workbench. */
+static bool open_output(struct ui *ui, struct pane *p)
+{
+	struct job *j = p->cur < ui->njobs ? ui->jobs[p->cur].j : NULL;
+	char path[sizeof j->output];
+
+	if (!j || atomic_load(&j->state) != JOB_DONE || !j->output[0]) {
+		ui_status(ui, "o opens the output of a job that is done");
+		return true;
+	}
+	int id = ui->jobs[p->cur].id;
+
+	/* ui_open resets every pane's cursor: take what we need first. */
+	snprintf(path, sizeof path, "%s", j->output);
+	if (ui_open(ui, path) == 0)
+		ui_status(ui, "opened %s, the output of job #%d", path, id);
+	return true;
+}
+
+static void jobs_focus(struct ui *ui, struct pane *p)
+{
+	struct job *j = p->cur < ui->njobs ? ui->jobs[p->cur].j : NULL;
+
+	if (j && atomic_load(&j->state) == JOB_DONE && j->output[0])
+		ui_status(ui, "job #%d is done: o opens %s", ui->jobs[p->cur].id,
+			  j->output);
+}
+
 static bool jobs_key(struct ui *ui, struct pane *p, int key)
 {
-	return ui->njobs && pane_move(p, key, ui->njobs);
+	if (!ui->njobs)
+		return false;
+	if (key == 'o')
+		return open_output(ui, p);
+	if (!pane_move(p, key, ui->njobs))
+		return false;
+	jobs_focus(ui, p);
+	return true;
 }
 
 const struct pane_ops jobs_ops = {
 	.draw = jobs_draw,
 	.key = jobs_key,
+	.focus = jobs_focus,
 };

@@ -2,6 +2,7 @@
  * column a slice of it, lettered by partition number, '.' unused, '!'
  * where two overlap), then one line per partition. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tui/ui.h"
@@ -85,8 +86,32 @@ static bool layout_key(struct ui *ui, struct pane *p, int key)
 	return true;
 }
 
+static void part_text(struct ui *ui, int row, char *buf, size_t len)
+{
+	const struct partition *pt = &ui->m.lay.parts[row];
+
+	snprintf(buf, len, "%d %s %s %s %s", pt->number, pt->type_name,
+		 pt->has_fs ? pt->fs.type : "", pt->fs.label, pt->name);
+}
+
+static bool layout_search(struct ui *ui, struct pane *p, const char *needle,
+			  int dir)
+{
+	int row;
+
+	if (!ui->m.has_lay)
+		return false;
+	row = search_rows(ui, (int)ui->m.lay.nparts, p->cur, dir, needle, part_text);
+	if (row < 0)
+		return false;
+	p->cur = row;
+	layout_select(ui, p);
+	return true;
+}
+
 const struct pane_ops layout_ops = {
 	.draw = layout_draw,
 	.key = layout_key,
 	.focus = layout_select,
+	.search = layout_search,
 };

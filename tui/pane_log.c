@@ -1,5 +1,6 @@
 /* The Log pane: findings and command output, long lines wrapped.  It
  * follows new lines unless the user scrolled up to read. */
+#include <stdio.h>
 #include <string.h>
 
 #include "tui/ui.h"
@@ -15,28 +16,37 @@ static attr_t line_attr(struct ui *ui, const char *s)
 	return A_NORMAL;
 }
 
-/* Rows a line takes at width w (bytes as a stand-in for columns: log
- * text is mostly ASCII, and a short row only wastes space). */
+/* The byte length of each screen row of s at width w: wrapped by display
+ * columns, so a wide or multi-byte character is never split. */
+static size_t row_len(const char *s, int w)
+{
+	size_t k = text_fit(s, w);
+
+	return k ? k : (*s ? 1 : 0);   /* w too narrow: one byte per row */
+}
+
 static int line_rows(const char *s, int w)
 {
-	int n = (int)strlen(s);
+	int rows = 0;
 
-	return n <= w ? 1 : (n + w - 1) / w;
+	do {
+		s += row_len(s, w);
+		rows++;
+	} while (*s);
+	return rows;
 }
 
 static void draw_line(struct ui *ui, struct pane *p, int y, int rows,
 		      const char *s, int w)
 {
 	attr_t a = line_attr(ui, s);
-	int n = (int)strlen(s);
 
-	for (int k = 0; k < n || k == 0; k += w) {
+	do {
 		if (y >= 1 && y <= rows)
-			ui_put(p->win, y, 1, w, a, s + k);
+			ui_put(p->win, y, 1, w, a, s);
+		s += row_len(s, w);
 		y++;
-		if (n == 0)
-			break;
-	}
+	} while (*s);
 }
 
 static void log_draw(struct ui *ui, struct pane *p)
@@ -75,8 +85,8 @@ static bool log_key(struct ui *ui, struct pane *p, int key)
 	case KEY_DOWN: case 'j': p->top++; break;
 	case KEY_PPAGE: p->top -= rows - 1; break;
 	case KEY_NPAGE: p->top += rows - 1; break;
-	case KEY_HOME: p->top = 0; break;
-	case KEY_END: p->top = ui->nlog; break;
+	case KEY_HOME: case 'g': p->top = 0; break;
+	case KEY_END: case 'G': p->top = ui->nlog; break;
 	default: return false;
 	}
 	if (p->top < 0)
@@ -85,7 +95,28 @@ static bool log_key(struct ui *ui, struct pane *p, int key)
 	return true;
 }
 
+static void log_text(struct ui *ui, int row, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", ui->log[row]);
+}
+
+/* A match becomes the first line shown, and the pane stops following. */
+static bool log_search(struct ui *ui, struct pane *p, const char *needle,
+		       int dir)
+{
+	int cur = ui->log_follow ? ui->nlog : p->top;
+	int row = search_rows(ui, ui->nlog, cur, dir, needle, log_text);
+
+	if (row < 0)
+		return false;
+	p->top = row;
+	ui->log_follow = false;
+	ui_status(ui, "log line %d of %d", row + 1, ui->nlog);
+	return true;
+}
+
 const struct pane_ops log_ops = {
 	.draw = log_draw,
 	.key = log_key,
+	.search = log_search,
 };

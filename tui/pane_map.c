@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cmd.h"
 #include "tui/ui.h"
 
 #define LEGEND_ROWS 2
@@ -134,7 +135,7 @@ static void map_draw(struct ui *ui, struct pane *p)
 			ui_put(p->win, 1, 1, cols, A_NORMAL, "no image open");
 		return;
 	}
-	if (!p->zoom && ncells(m, p) > cols * rows)
+	if (!p->zoomed)
 		fit(m, p);
 	n = ncells(m, p);
 	cb = cell_bytes(m, p);
@@ -271,18 +272,21 @@ static bool map_key(struct ui *ui, struct pane *p, int key)
 	case 'g':
 		p->guest = !p->guest;
 		p->cur = p->top = 0;
+		p->zoomed = false;
 		fit(&ui->m, p);
 		break;
 	case '+': case '=':
 		if (p->zoom > 0) {
 			p->zoom--;
 			p->cur *= 2;
+			p->zoomed = true;
 		}
 		break;
 	case '-':
 		if (ncells(&ui->m, p) > 1) {
 			p->zoom++;
 			p->cur /= 2;
+			p->zoomed = true;
 		}
 		break;
 	default:
@@ -299,7 +303,9 @@ static bool map_key(struct ui *ui, struct pane *p, int key)
 
 static void map_update(struct ui *ui, struct pane *p)
 {
-	if (p->zoom == 0 && ui->m.img)
+	/* ui_open clears zoomed: a new image is fitted again, a trace keeps
+	 * the user's zoom. */
+	if (ui->m.img && !p->zoomed)
 		fit(&ui->m, p);
 }
 
@@ -314,9 +320,65 @@ void map_goto(struct ui *ui, uint64_t host_off)
 
 	if (!ui->m.img || p->guest)
 		return;
-	if (!p->zoom)
+	if (!p->zoomed)
 		fit(&ui->m, p);
 	p->cur = (int)(host_off / cell_bytes(&ui->m, p));
+}
+
+static bool host_range_has(const struct hm_range *r, const char *needle)
+{
+	return text_has(owner_name(r->owner), needle) ||
+	       (r->name && text_has(r->name, needle)) ||
+	       (r->owner == OWN_OVERLAP && text_has(owner_name(r->other), needle));
+}
+
+static const char *rec_word(const struct map_rec *r)
+{
+	if (r->depth > 0)
+		return r->data ? "backing data" : "backing zero";
+	return r->compressed ? "compressed data" : r->data ? "data" :
+	       r->zero ? "zero" : "unallocated";
+}
+
+/* The start of the next range (in dir) past the cursor's cell whose owner
+ * or kind matches; UINT64_MAX when none. */
+static uint64_t find_range(const struct model *m, const struct pane *p,
+			   const char *needle, int dir)
+{
+	uint64_t cb = cell_bytes(m, p), a = (uint64_t)p->cur * cb;
+	size_t n = p->guest ? m->nrecs : m->hm.n;
+
+	for (size_t k = 0; k < 2 * n; k++) {
+		/* Two passes: the first past the cursor, then wrapped. */
+		size_t i = dir > 0 ? k % n : n - 1 - k % n;
+		uint64_t start = p->guest ? m->recs[i].start : m->hm.v[i].off;
+		bool after = dir > 0 ? start >= a + cb : start < a;
+
+		if ((k < n) != after)
+			continue;
+		if (p->guest ? text_has(rec_word(&m->recs[i]), needle) :
+		    host_range_has(&m->hm.v[i], needle))
+			return start;
+	}
+	return UINT64_MAX;
+}
+
+/* An offset goes there; a word finds the next range of that owner
+ * ("l2", "leaked", "overlap") or, in the guest view, that kind. */
+static bool map_search(struct ui *ui, struct pane *p, const char *needle,
+		       int dir)
+{
+	uint64_t off;
+
+	if (!ui->m.img)
+		return false;
+	if (parse_size(needle, &off) < 0)
+		off = find_range(&ui->m, p, needle, dir);
+	if (off >= space_size(&ui->m, p->guest))
+		return false;
+	p->cur = (int)(off / cell_bytes(&ui->m, p));
+	explain_cell(ui, p);
+	return true;
 }
 
 const struct pane_ops map_ops = {
@@ -324,4 +386,5 @@ const struct pane_ops map_ops = {
 	.key = map_key,
 	.update = map_update,
 	.focus = map_focus,
+	.search = map_search,
 };

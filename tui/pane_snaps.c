@@ -99,8 +99,44 @@ static bool snaps_key(struct ui *ui, struct pane *p, int key)
 	return true;
 }
 
+/* Rows 1..nsnaps are the snapshots; the chain's layers follow the
+ * "backing chain:" title. */
+static void snap_text(struct ui *ui, int row, char *buf, size_t len)
+{
+	const struct image *img = ui->m.img;
+	int first_layer = 1 + (img->nsnaps ? (int)img->nsnaps : 1) + 1;
+	int depth = row - first_layer;
+
+	buf[0] = 0;
+	if (row >= 1 && row <= (int)img->nsnaps) {
+		const struct snapshot *s = &img->snaps[row - 1];
+
+		snprintf(buf, len, "%s %s", s->id, s->name ? s->name : "");
+		return;
+	}
+	for (const struct image *l = img; l && depth >= 0; l = l->backing, depth--)
+		if (!depth)
+			snprintf(buf, len, "%s", l->path);
+}
+
+static bool snaps_search(struct ui *ui, struct pane *p, const char *needle,
+			 int dir)
+{
+	int row;
+
+	if (!ui->m.img)
+		return false;
+	row = search_rows(ui, nrows(&ui->m), p->cur, dir, needle, snap_text);
+	if (row < 0)
+		return false;
+	p->cur = row;
+	snaps_select(ui, p);
+	return true;
+}
+
 const struct pane_ops snaps_ops = {
 	.draw = snaps_draw,
 	.key = snaps_key,
 	.focus = snaps_select,
+	.search = snaps_search,
 };

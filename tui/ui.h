@@ -25,6 +25,10 @@ struct pane_ops {
 	void (*update)(struct ui *ui, struct pane *p);
 	/* The pane got focus: say what is under the cursor. */
 	void (*focus)(struct ui *ui, struct pane *p);
+	/* `/`, n, N: moves to the next match of needle after the cursor
+	 * (dir 1) or before it (-1), wrapping; false when there is none.
+	 * NULL: the pane has no search. */
+	bool (*search)(struct ui *ui, struct pane *p, const char *needle, int dir);
 };
 
 struct pane {
@@ -34,10 +38,12 @@ struct pane {
 	struct rect r;
 	int cur, top;              /* cursor row, first row shown */
 	int zoom;                  /* map: log2 clusters per cell */
+	bool zoomed;               /* map: zoom chosen by the user, not fitted */
 	bool guest;                /* map: guest view */
 };
 
 #define LOG_MAX 5000
+#define IMAGES_MAX 32
 #define JOBS_MAX 16
 
 struct tjob {
@@ -66,11 +72,17 @@ struct ui {
 	int nlog;
 	bool log_follow;           /* scroll with new lines */
 
+	char *images[IMAGES_MAX];  /* named on the command line or opened */
+	int nimages, cur_image;
+
 	struct tjob jobs[JOBS_MAX];
 	int njobs, next_job_id;
 
 	int wake[2];               /* job threads write, the loop reads */
 	bool utf8, color, quit, show_help;
+	bool searching;            /* the `/` prompt is open */
+	char search[128];          /* what is typed at it */
+	char last_search[128];     /* for n and N */
 	char status_msg[256];
 };
 
@@ -91,6 +103,8 @@ int owner_pair(enum owner o);
 char owner_glyph(enum owner o);
 /* Writes at most w columns of s at (y, x) in win, with attributes. */
 void ui_put(WINDOW *win, int y, int x, int w, attr_t a, const char *s);
+/* Bytes of s that fill at most w columns, never splitting a character. */
+size_t text_fit(const char *s, int w);
 void ui_printf(WINDOW *win, int y, int x, int w, attr_t a, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 /* The inside of a pane: rows and columns within the border. */
@@ -112,7 +126,23 @@ void ui_log_text(struct ui *ui, const char *text);  /* many lines */
 void ui_model_changed(struct ui *ui);
 void ui_select_host(struct ui *ui, uint64_t off, uint64_t len, const char *what);
 int ui_open(struct ui *ui, const char *path);
+/* Adds path to the images list (once); returns its index or -1. */
+int ui_remember(struct ui *ui, const char *path);
+/* ] and [: the next or previous image of the list. */
+void ui_switch_image(struct ui *ui, int dir);
+void ui_list_images(struct ui *ui);
 void ui_focus(struct ui *ui, enum pane_id p);
+
+/* Search (tui/search.c). */
+void search_start(struct ui *ui);
+void search_key(struct ui *ui, int key);      /* while the prompt is open */
+void search_again(struct ui *ui, int dir);    /* n, N */
+/* Case-insensitive substring. */
+bool text_has(const char *hay, const char *needle);
+/* The first of n rows after cur (dir 1) or before it (-1), wrapping,
+ * whose text contains needle; -1 when none. */
+int search_rows(struct ui *ui, int n, int cur, int dir, const char *needle,
+		void (*text)(struct ui *ui, int row, char *buf, size_t len));
 
 /* Commands (tui/verbs.c). */
 void ui_run_line(struct ui *ui, const char *line);

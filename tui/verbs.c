@@ -20,7 +20,10 @@ static int tokenise(const char *line, char *store, size_t cap, char **argv)
 	size_t o = 0;
 	const char *s = line;
 
-	while (*s && argc < ARGS_MAX - 1) {
+	/* stop when the store is full: a word cut at the end of the store
+	 * leaves the rest of the line unread, and another round would write
+	 * its terminator past the store (fuzz_cmdline found it) */
+	while (*s && argc < ARGS_MAX - 1 && o + 1 < cap) {
 		char q = 0;
 
 		while (*s == ' ' || *s == '\t')
@@ -197,6 +200,8 @@ void ui_run_line(struct ui *ui, const char *line)
 			ui_log(ui, "usage: open PATH");
 		else
 			ui_open(ui, argv[1]);
+	} else if (!strcmp(v, "images")) {
+		ui_list_images(ui);
 	} else if (!strcmp(v, "close")) {
 		model_close(&ui->m);
 		ui_model_changed(ui);

@@ -87,7 +87,7 @@ stop() {
 keys() { $TM send-keys -t vt "$@"; }
 
 check() {  # NAME TEXT
-	if wait_for "$2"; then pass "$1"; else fail "$1" "'$2' not on screen: $(screen | head -c 2000)"; fi
+	if wait_for "$2"; then pass "$1"; else fail "$1" "'$2' not on screen: $(screen | head -c 2000)"; [ -n "${VISE_TUI_DUMP:-}" ] && screen >"$TMP/fail-$1.txt"; fi
 }
 
 # ---- 160x48: the start screen ----
@@ -143,6 +143,67 @@ check explain-field "in '"
 keys : 'goto l1_table_offset' Enter
 check goto-field "header.l1_table_offset"
 
+# ---- / search inside panes ----
+keys 1
+keys / refcount_order Enter
+check search-header "header.refcount_order"
+keys 2
+keys / l2 Enter
+check search-map-owner ": l2"
+keys / 128k Enter
+check search-map-offset "host 0x20000-0x2ffff"
+keys / zzznotthere Enter
+check search-not-found "/zzznotthere: not found in the Map pane"
+keys : 'goto 0' Enter
+keys 5
+keys / before-upgrade Enter
+check search-hex-text "'before-upgrade' at 0x"
+keys 6
+keys / 'demo disk' Enter
+check search-log "log line "
+keys G       # the end: follow new lines again
+
+# ---- map zoom down to one cluster per cell ----
+# A 1 GiB guest does not fit the pane at one cluster per cell, so the
+# view starts fitted; zooming in must reach 64 KiB and stay there.
+if qemu-img create -q -f qcow2 "$TMP/zoom.qcow2" 1G 2>/dev/null; then
+	keys : "open $TMP/zoom.qcow2" Enter
+	keys 2 g
+	check map-zoom-fitted "guest view, 1 cell = "
+	for _k in 1 2 3 4 5 6 7 8; do keys +; done
+	check map-zoom-one-cluster "guest view, 1 cell = 64 KiB"
+	keys Right Right
+	check map-zoom-stays "guest 0x20000-0x2ffff"
+	keys g : "open $CACHE/vise-demo-1.qcow2" Enter
+	check map-zoom-reopen "before-upgrade"
+else
+	skip map-zoom-one-cluster "qemu-img create failed"
+fi
+
+# ---- mouse: a click moves the focus ----
+# The Layout pane's title row and column, from the screen itself; an SGR
+# mouse press and release one row below it (what xterm sends).
+pos=$(screen | awk '{ i = index($0, " Layout "); if (i) { print NR, i; exit } }')
+if [ -n "$pos" ]; then
+	row=$((${pos% *} + 1)) col=$((${pos#* } + 2))
+	keys -l "$(printf '\033[<0;%d;%dM\033[<0;%d;%dm' "$col" "$row" "$col" "$row")"
+	check mouse-click-focus " Layout * "
+else
+	fail mouse-click-focus "no Layout title on screen"
+fi
+
+# ---- Tab Tab lists the completions in the Log ----
+keys : c Tab Tab
+check tab-tab-lists "completions: "
+# Every word listed starts with c, and there are several (cancel cat ...).
+words=$(screen | grep -o 'completions:[^│|]*' | head -n 1 | sed 's/completions://')
+nc=0 bad=
+for w in $words; do
+	case $w in c*) nc=$((nc + 1)) ;; *) bad="$bad $w" ;; esac
+done
+if [ "$nc" -ge 3 ] && [ -z "$bad" ]; then pass tab-tab-words; else fail tab-tab-words "listed: $words"; fi
+keys C-c
+
 # ---- resize reflows ----
 $TM resize-window -t vt -x 80 -y 24 >/dev/null 2>&1
 check resize-80x24 "1:Header  2:Map  3:Snapshots"
@@ -184,6 +245,15 @@ if "$VISE" convert --help >/dev/null 2>&1; then
 		else
 			pass cancel-removes
 		fi
+		# A job that finishes: its output opens from the Jobs pane.
+		head -c 1M /dev/urandom > "$TMP/small.raw"
+		keys : "convert -O qcow2 $TMP/small.raw $TMP/small.qcow2" Enter
+		check job-done "#2 done"
+		keys 7 Down
+		check job-offers-open "job #2 is done: o opens"
+		keys o
+		check job-output-opened "opened $TMP/small.qcow2, the output of job #2"
+		keys 1
 	else
 		fail job-started "no job line: $(screen | grep -i -e job -e convert | head -n 5)"
 	fi
@@ -222,11 +292,41 @@ $TM new-session -d -s vt -x 100 -y 30 \
 	"cd '$TOP' && env TERM=xterm-256color LC_ALL=C NO_COLOR=1 \
 	VISE_CACHE='$CACHE' XDG_STATE_HOME='$STATE' \
 	ASAN_OPTIONS='$ASAN_OPTIONS' UBSAN_OPTIONS='$UBSAN_OPTIONS' \
-	'$VISE' '$CACHE/vise-demo-1.qcow2' 2>'$TMP/stderr'; echo VISE-EXITED-\$?; sleep 600"
+	'$VISE' '$CACHE/vise-demo-1.qcow2' '$CACHE/vise-demo-1-base.raw' 2>'$TMP/stderr'; echo VISE-EXITED-\$?; sleep 600"
 check ascii-image-arg "+- Header * "
 if screen | grep -q '[─│┌]'; then fail ascii-only "box drawing characters without UTF-8"; else pass ascii-only; fi
+check two-images-named "2 images named"
+keys ']'
+check next-image "image 2 of 2: $CACHE/vise-demo-1-base.raw"
+keys '['
+check previous-image "image 1 of 2: $CACHE/vise-demo-1.qcow2"
 keys q
 check quit-ascii "VISE-EXITED-0"
+
+# ---- vi editing, as the user's inputrc says; long UTF-8 log lines ----
+printf 'set editing-mode vi\n' > "$TMP/inputrc"
+long="$TMP/$(printf 'ä%.0s' $(seq 1 60)).raw"
+head -c 1M /dev/zero > "$long"
+stop
+$TM new-session -d -s vt -x 100 -y 30 \
+	"cd '$TOP' && env TERM=xterm-256color LC_ALL=C.UTF-8 INPUTRC='$TMP/inputrc' \
+	VISE_CACHE='$CACHE' XDG_STATE_HOME='$STATE' \
+	ASAN_OPTIONS='$ASAN_OPTIONS' UBSAN_OPTIONS='$UBSAN_OPTIONS' \
+	'$VISE' '$CACHE/vise-demo-1.qcow2' 2>'$TMP/stderr'; echo VISE-EXITED-\$?; sleep 600"
+check vi-start " Header * "
+keys 6 : xinfo Escape
+sleep 0.7    # readline's timeout to tell Escape from a key sequence
+keys 0 x Enter
+check vi-mode-edit "virtual size:"
+keys : "open $long" Enter
+check utf8-wrap-opened "ääää"
+if screen | grep -q "$(printf '\357\277\275')"; then
+	fail utf8-wrap "a wrapped log line split a character"
+else
+	pass utf8-wrap
+fi
+keys : quit Enter
+check quit-vi "VISE-EXITED-0"
 
 if [ -s "$STATE/vise/history" ] && grep -q '^info$' "$STATE/vise/history"; then
 	pass history-saved
