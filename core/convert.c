@@ -404,36 +404,63 @@ static int put(struct conv *c, uint64_t off, const uint8_t *p, size_t len,
 	return 0;
 }
 
-/* Writes the chunk's needed, non-zero units, merging neighbours. */
+/* The piece zero detection looks at inside a needed unit: the whole unit,
+ * or, for a writer that takes runs inside its units (writer.sub_unit),
+ * -S rounded up to that run size, so that zero runs inside a partly
+ * written VHD/VHDX/VDI block stay holes as qemu-img leaves them. */
+static uint64_t zero_piece(const struct conv *c)
+{
+	uint32_t sub = c->w.sub_unit;
+
+	if (!sub || !c->sparse || c->top_only || sub >= c->unit)
+		return c->unit;
+	return (c->sparse + sub - 1) / sub * sub;
+}
+
+struct run {
+	uint64_t off, len;
+};
+
+/* Adds [off, off+len) to the pending run, or writes the run out and
+ * starts again when they do not touch. */
+static int run_add(struct conv *c, struct run *r, uint64_t base, uint64_t off,
+		   uint64_t len, bool keep, struct vise_err *e)
+{
+	if (keep && r->len && r->off + r->len == off) {
+		r->len += len;
+		return 0;
+	}
+	if (r->len && put(c, r->off, c->buf + (r->off - base), r->len, e) < 0)
+		return -e->code;
+	r->len = keep ? len : 0;
+	r->off = off;
+	return 0;
+}
+
+/* Writes the chunk's needed, non-zero pieces, merging neighbours. */
 static int chunk_write_plain(struct conv *c, uint64_t base, uint64_t end,
 			     struct vise_err *e)
 {
-	uint64_t run = 0, runlen = 0;
+	uint64_t piece = zero_piece(c);
+	struct run r = { 0, 0 };
 
-	for (uint64_t off = base; off < end; off += c->unit) {
-		size_t u = (size_t)((off - base) / c->unit);
-		size_t len = (size_t)(end - off < c->unit ? end - off : c->unit);
-		bool w = c->need[u];
+	for (uint64_t u = base; u < end; u += c->unit) {
+		uint64_t uend = end - u < c->unit ? end : u + c->unit;
+		bool need = c->need[(u - base) / c->unit];
 
-		/* with -B, a zero unit is written: it hides the backing's */
-		if (w && c->sparse && !c->top_only &&
-		    buf_is_zero(c->buf + (off - base), len))
-			w = false;
-		if (w && runlen && run + runlen == off) {
-			runlen += len;
-			continue;
-		}
-		if (runlen && put(c, run, c->buf + (run - base), runlen, e) < 0)
-			return -e->code;
-		runlen = 0;
-		if (w) {
-			run = off;
-			runlen = len;
+		for (uint64_t off = u; off < uend; off += piece) {
+			uint64_t len = uend - off < piece ? uend - off : piece;
+			bool w = need;
+
+			/* with -B, a zero unit is written: it hides the backing's */
+			if (w && c->sparse && !c->top_only &&
+			    buf_is_zero(c->buf + (off - base), (size_t)len))
+				w = false;
+			if (run_add(c, &r, base, off, len, w, e) < 0)
+				return -e->code;
 		}
 	}
-	if (runlen && put(c, run, c->buf + (run - base), runlen, e) < 0)
-		return -e->code;
-	return 0;
+	return run_add(c, &r, base, end, 0, false, e);
 }
 
 /* -c: every needed cluster is compressed on the pool, then written in

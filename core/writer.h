@@ -116,6 +116,12 @@ struct writer {
 	 * (streamOptimized VMDK): the engine then uses its compression
 	 * threads too. */
 	bool compress_always;
+	/* Set by begin when write() also takes runs aligned to sub_unit
+	 * inside a unit and leaves what never arrives of an allocated unit
+	 * as zeros (a VHD block's sectors): the engine then skips -S zero
+	 * runs inside a partly written unit instead of writing them.  0:
+	 * whole units only. */
+	uint32_t sub_unit;
 	/* A warning for the user that is not an error (VHD: the size breaks
 	 * Azure's 1 MiB rule); `convert` prints it when the job succeeds. */
 	char note[200];

@@ -88,6 +88,7 @@ static int begin_checked(struct writer *w, struct vdiw *v,
 	if (r < 0)
 		return r;
 	w->granularity = BLOCK;
+	w->sub_unit = VDI_SECTOR;   /* any sector run: a block's rest is a hole */
 	v->bmap = vise_alloc(v->blocks ? v->blocks : 1, 4, ALLOC_LIMIT_DEFAULT,
 			     "vdi block map", e);
 	if (!v->bmap)

@@ -166,6 +166,7 @@ static int vhdxw_begin(struct writer *w, const struct writer_opts *o,
 	layout(v);
 	w->size = v->size;
 	w->granularity = VHDXW_UNIT;
+	w->sub_unit = 512;   /* any sector run: the rest of a block is a hole */
 	v->where = vise_alloc(v->nblocks ? v->nblocks : 1, sizeof *v->where,
 			      ALLOC_LIMIT_DEFAULT, "vhdx block table", e);
 	if (!v->where)

@@ -195,6 +195,8 @@ static int vpcw_begin(struct writer *w, const struct writer_opts *o,
 	azure_note(v);
 	snprintf(w->note, sizeof w->note, "%s", v->note);
 	memset(v->bitmap, 0xff, sizeof v->bitmap);
+	/* vpcw_write takes any sector run; unwritten sectors read as zeros */
+	w->sub_unit = VPC_SECTOR;
 	if (v->fixed) {
 		w->granularity = VPCW_FIXED_UNIT;
 		return 0;
