@@ -46,6 +46,20 @@ with open("src.raw", "wb") as f:
         off += run * 4          # one run of data, three of hole
 EOF
 	qemu-img convert -O qcow2 src.raw src.qcow2 || exit 1
+	rm -f src.qed src.vmdk src.vdi src.vpc src.vhdx chain-*.qcow2
+fi
+# One source per reader, made by qemu-img from src.raw (once).
+for f in qed vmdk vdi vpc vhdx; do
+	[ -f "src.$f" ] || qemu-img convert -O $f src.raw "src.$f" || exit 1
+done
+# A 3-deep chain: src.qcow2 <- chain-mid (a quarter rewritten) <- chain-top
+# (another quarter), flattened by the chain job.
+if [ ! -f chain-top.qcow2 ]; then
+	q=$((SIZE / 4))
+	qemu-img create -q -f qcow2 -b src.qcow2 -F qcow2 chain-mid.qcow2 || exit 1
+	qemu-io -c "write -P 0x5a 0 $((q / 2))" chain-mid.qcow2 >/dev/null || exit 1
+	qemu-img create -q -f qcow2 -b chain-mid.qcow2 -F qcow2 chain-top.qcow2 || exit 1
+	qemu-io -c "write -P 0xa5 $((2 * q)) $((q / 2))" chain-top.qcow2 >/dev/null || exit 1
 fi
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
@@ -76,9 +90,11 @@ qemu-img "$@" && python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDON
 EOF
 chmod +x qemu-sync.sh
 
-# job NAME "VISE ARGS" "QEMU ARGS" DST
+# job NAME "VISE ARGS" "QEMU ARGS" DST  (BENCH_ONLY=PATTERN: only the
+# jobs whose name contains it)
 job() {
 	_n=$1 _va=$2 _qa=$3 _d=$4
+	case $_n in *"${BENCH_ONLY:-}"*) ;; *) return ;; esac
 	rm -f "$_n.v" "$_n.q"
 	_i=0
 	while [ $_i -lt "$RUNS" ]; do
@@ -106,7 +122,11 @@ run_jobs() {
 		"$VISE" convert -O $f -o help >/dev/null 2>&1 || continue
 		job "raw->$f" "-O $f src.raw" "convert -O $f src.raw" "out.$f"
 	done
-	job "qcow2->raw" "-O raw src.qcow2" "convert -O raw src.qcow2" out.raw
+	for f in qcow2 qed vmdk vdi vpc vhdx; do
+		job "$f->raw" "-O raw src.$f" "convert -O raw src.$f" out.raw
+	done
+	job "3-deep qcow2 chain->raw" "-O raw chain-top.qcow2" \
+		"convert -O raw chain-top.qcow2" out.raw
 	job "raw->qcow2 -c" "-c -O qcow2 src.raw" "convert -c -O qcow2 src.raw" out.c.qcow2
 	job "raw->qcow2 -c (qemu -m 2 -W)" "-c -O qcow2 src.raw" \
 		"convert -c -m 2 -W -O qcow2 src.raw" out.c.qcow2

@@ -34,6 +34,9 @@ static int convert_opt(struct cmd_ctx *ctx, void *data, int opt,
 	case 'O':
 		a->co.dst_fmt = arg;
 		return 0;
+	case 'l':
+		a->co.snapshot = arg;
+		return 0;
 	case 'o':
 		if (wopt_list_add(&a->ol, arg, &a->e) < 0)
 			return cmd_usage(ctx, &cmd_convert, "-o %s: %s", arg, a->e.msg);
@@ -94,66 +97,15 @@ static int convert_opt(struct cmd_ctx *ctx, void *data, int opt,
 	return 2;
 }
 
-/* ---- progress on stderr ---- */
-
-struct prog {
-	FILE *fp;
-	bool bar, json;
-};
-
-static void show_progress(struct job *j, void *ctx)
-{
-	struct prog *p = ctx;
-	uint64_t done = atomic_load(&j->done), total = atomic_load(&j->total);
-	double pct = total ? 100.0 * (double)done / (double)total : 100.0;
-	double mbs = job_rate(j) / 1e6, eta = job_eta(j);
-
-	if (p->json) {
-		fprintf(p->fp, "{\"done\": %" PRIu64 ", \"total\": %" PRIu64
-			", \"percent\": %.2f, \"mb-per-s\": %.1f, \"eta-s\": %.0f}\n",
-			done, total, pct, mbs, eta < 0 ? -1 : eta);
-	}
-	if (p->bar) {
-		long s = eta < 0 ? 0 : (long)(eta + 0.5);
-
-		fprintf(p->fp, "\r    (%.2f/100%%) %.1f MB/s ETA %ld:%02ld   ",
-			pct, mbs, s / 60, s % 60);
-	}
-	fflush(p->fp);
-}
-
-static struct job *volatile running;
-
-static void on_signal(int sig)
-{
-	struct job *j = running;
-
-	(void)sig;
-	if (j)
-		atomic_store(&j->cancel, true);
-}
-
+/* Progress and Ctrl-C handling are cmd_job_inline's (core/cmd_progress.c),
+ * shared with check. */
 static int run_inline(struct cmd_ctx *ctx, struct conv_args *a, struct job *j)
 {
-	struct sigaction sa, old_int, old_term;
-	struct prog p = { ctx->err, a->progress && isatty(fileno(ctx->err)),
-			  a->json_progress };
 	struct vise_err e = { 0 };
-	int r;
+	int r = cmd_job_inline(ctx, j, CMD_PROG_BYTES |
+			       (a->progress ? CMD_PROG_BAR : 0) |
+			       (a->json_progress ? CMD_PROG_JSON : 0), &e);
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	running = j;
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	r = job_run(j, p.bar || p.json ? show_progress : NULL, &p,
-		    p.json ? 500 : 100, &e);
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
-	running = NULL;
-	if (p.bar)
-		fputc('\n', ctx->err);
 	if (r < 0) {
 		err_ctx(&e, "convert to '%s'", a->co.dst);
 		cmd_fail(ctx, "convert", &e);
@@ -207,7 +159,7 @@ static int convert_run(struct cmd_ctx *ctx, int argc, char **argv)
 
 	a.co.sparse = CONVERT_SPARSE_DEFAULT;
 	rc = cmd_parse(ctx, &cmd_convert, argc, argv, CO_FORMAT | CO_EXTERNAL,
-		       "O:o:cpqS:B:F:nm:Wr:", longs, convert_opt, &a, &o);
+		       "O:o:cpqS:B:F:nm:Wr:l:", longs, convert_opt, &a, &o);
 	if (rc != CMD_GO)
 		goto out;
 	a.co.src_fmt = o.open.format;
@@ -247,11 +199,14 @@ out:
 const struct command cmd_convert = {
 	.name = "convert",
 	.summary = "convert an image to another format (a job: progress, cancel)",
-	.usage = "convert [-f FMT] [-O FMT] [-o KEY=VALUE,...] [-c] [-p] "
+	.usage = "convert [-f FMT] [-l SNAPSHOT] [-O FMT] [-o KEY=VALUE,...] [-c] [-p] "
 		 "[--progress=json] [-S SIZE] [-r RATE] [-B BACKING [-F FMT]] [-n] "
 		 "[--force] [--allow-external] SRC DST",
 	.help =
 	"  -f, --format FMT   read SRC as FMT instead of probing it\n"
+	"  -l SNAPSHOT        read SRC's internal snapshot SNAPSHOT (an ID or a\n"
+	"                     name, or snapshot.id=ID / snapshot.name=NAME)\n"
+	"                     instead of its active state (qcow2)\n"
 	"  -O FMT             output format (raw by default; qemu-img's names,\n"
 	"                     vpc for VHD, with aliases such as vhd)\n"
 	"  -o KEY=VALUE,...   output options; -o help lists them\n"

@@ -20,16 +20,20 @@ void cmd_size_str(uint64_t v, char *out, size_t len)
 		 units[i]);
 }
 
-static void finding_json(struct sink *s, const struct finding *f)
+/* class: always (check's problems) or only when not a note (info). */
+static void finding_json(struct sink *s, const struct finding *f,
+			 bool always_class)
 {
 	sink_obj_begin(s, NULL);
+	if (always_class)
+		sink_str(s, "class", pclass_name(f->cls));
 	sink_str(s, "severity", severity_name(f->sev));
 	if (f->offset != FINDING_NO_OFFSET)
 		sink_u64(s, "offset", f->offset);
 	sink_str(s, "structure", f->structure);
 	sink_str(s, "field", f->field);
 	sink_str(s, "message", f->msg);
-	if (f->cls != PC_NOTE)
+	if (!always_class && f->cls != PC_NOTE)
 		sink_str(s, "class", pclass_name(f->cls));
 	if (f->found[0])
 		sink_str(s, "found", f->found);
@@ -44,7 +48,7 @@ static void finding_json(struct sink *s, const struct finding *f)
 
 static void finding_text(struct sink *s, const struct finding *f)
 {
-	char where[128] = "", values[128] = "", guest[80] = "";
+	char where[128] = "", values[192] = "", guest[80] = "";
 
 	if (f->offset != FINDING_NO_OFFSET)
 		snprintf(where, sizeof where, " at 0x%llx",
@@ -67,7 +71,7 @@ void cmd_emit_findings(struct sink *s, const struct findings *f)
 	if (sink_json(s)) {
 		sink_arr_begin(s, "findings");
 		for (size_t i = 0; i < f->n; i++)
-			finding_json(s, &f->v[i]);
+			finding_json(s, &f->v[i], false);
 		sink_arr_end(s);
 		return;
 	}
@@ -78,6 +82,15 @@ void cmd_emit_findings(struct sink *s, const struct findings *f)
 		finding_text(s, &f->v[i]);
 	if (f->dropped)
 		sink_printf(s, "    ... and %zu more not stored\n", f->dropped);
+}
+
+void cmd_emit_problems(struct sink *s, const char *key,
+		       const struct findings *f)
+{
+	sink_arr_begin(s, key);
+	for (size_t i = 0; i < f->n; i++)
+		finding_json(s, &f->v[i], true);
+	sink_arr_end(s);
 }
 
 bool cmd_field_numeric(const struct field *f)

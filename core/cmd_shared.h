@@ -26,8 +26,11 @@ extern const struct command cmd_compare;
 extern const struct command cmd_measure;
 extern const struct command cmd_ls;
 extern const struct command cmd_probe;
+extern const struct command cmd_inspect;
 extern const struct command cmd_explain;
 extern const struct command cmd_layout;
+extern const struct command cmd_check;
+extern const struct command cmd_undo;
 extern const struct command cmd_help_cmd;
 extern const struct command cmd_version;
 
@@ -70,12 +73,24 @@ int cmd_image_args(struct cmd_ctx *ctx, const struct command *c, int argc,
 		   char **argv, int min_rest, int max_rest, const char **path,
 		   char ***rest, int *nrest);
 
+/* Runs j inline (batch mode; core/cmd_progress.c): Ctrl-C and SIGTERM
+ * cancel it; CMD_PROG_BAR draws qemu-img's "(P/100%)" line on ctx->err
+ * when it is a terminal, CMD_PROG_JSON one JSON object per update,
+ * CMD_PROG_BYTES adds MB/s (done counts bytes).  job_run's result; the
+ * caller frees j. */
+enum { CMD_PROG_BAR = 1, CMD_PROG_JSON = 2, CMD_PROG_BYTES = 4 };
+int cmd_job_inline(struct cmd_ctx *ctx, struct job *j, unsigned flags,
+		   struct vise_err *e);
+
 /* Size the way qemu-img prints it: "0 B", "460 KiB", "1.5 MiB". */
 void cmd_size_str(uint64_t v, char *out, size_t len);
 
 /* "findings": [...] in JSON, a "Findings:" block in text (nothing when
  * there are none). */
 void cmd_emit_findings(struct sink *s, const struct findings *f);
+/* JSON only: every finding under key, each with its class (check). */
+void cmd_emit_problems(struct sink *s, const char *key,
+		       const struct findings *f);
 
 /* Integer kinds JSON shows as numbers; the rest are shown as text. */
 bool cmd_field_numeric(const struct field *f);

@@ -1,9 +1,12 @@
-/* `vise snapshot -l`: the internal snapshots of an image, in qemu-img's
- * columns.  Creating, applying and deleting come with the writers. */
+/* `vise snapshot`: lists the internal snapshots of an image in qemu-img's
+ * columns, and creates, applies and deletes them through the driver's
+ * snapshot_edit hook (qcow2: formats/qcow2_snapshot_write.c). */
 #include <inttypes.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "core/cmd_shared.h"
+#include "core/driver.h"
 
 #define NSEC_PER_SEC 1000000000ull
 
@@ -59,42 +62,78 @@ void snapshots_print_table(struct sink *s, const struct image *img)
 		snapshot_row(s, &img->snaps[i]);
 }
 
+struct snap_args {
+	int op;               /* 'l', 'c', 'a' or 'd'; 0 until one is given */
+	const char *name;
+};
+
 static int snapshot_opt(struct cmd_ctx *ctx, void *data, int opt,
 			const char *arg)
 {
-	bool *list = data;
+	struct snap_args *a = data;
 
-	if (opt == 'l') {
-		*list = true;
-		return 0;
-	}
-	return cmd_usage(ctx, &cmd_snapshot,
-			 "-%c is not available yet; only -l (list) is", opt);
+	if (opt == 'q')
+		return 0;       /* qemu-img's -q: these commands print nothing */
+	if (a->op && a->op != opt)
+		return cmd_usage(ctx, &cmd_snapshot, "-%c and -%c: one operation "
+				 "at a time", a->op, opt);
+	a->op = opt;
+	if (opt != 'l')
+		a->name = arg;
+	return 0;
 }
 
-static int snapshot_run(struct cmd_ctx *ctx, int argc, char **argv)
+static const char *op_verb(int op)
 {
-	struct cmd_opts o;
+	return op == 'c' ? "create" : op == 'a' ? "apply" : "delete";
+}
+
+/* -c, -a, -d: the image is opened again, writable, whatever the TUI has
+ * open (its view of the file is read-only and now out of date). */
+static int snapshot_edit(struct cmd_ctx *ctx, const struct snap_args *a,
+			 const char *path, struct open_opts *oo)
+{
+	enum snap_edit op = a->op == 'c' ? SNAP_CREATE :
+			    a->op == 'a' ? SNAP_APPLY : SNAP_DELETE;
+	struct vise_err e = { 0 };
+	struct image *img;
+	int r;
+
+	if (!path && ctx->current)
+		path = ctx->current->path;
+	oo->writable = true;
+	oo->no_backing = true;
+	if (image_open(path, oo, &img, &e) < 0)
+		return cmd_fail(ctx, "snapshot", &e);
+	if (!img->drv->snapshot_edit)
+		r = err_set(&e, VE_UNSUPPORTED, "%s images have no internal "
+			    "snapshots", img->drv->name);
+	else
+		r = img->drv->snapshot_edit(img, op, a->name, &e);
+	image_close(img);
+	if (r < 0) {
+		err_ctx(&e, "%s snapshot '%s' in '%s'", op_verb(a->op), a->name,
+			path);
+		return cmd_fail(ctx, "snapshot", &e);
+	}
+	if (ctx->interactive)
+		fprintf(ctx->outfp, "snapshot '%s': %sd in '%s' (open it again "
+			"to see the change)\n", a->name, op_verb(a->op), path);
+	return 0;
+}
+
+static int snapshot_list(struct cmd_ctx *ctx, const char *path,
+			 struct cmd_opts *o)
+{
 	struct image *img;
 	struct vise_err e = { 0 };
-	const char *path;
-	char **rest;
-	int nrest;
-	bool list = false, owned;
-	int rc = cmd_parse(ctx, &cmd_snapshot, argc, argv, CO_IMAGE, "lc:a:d:",
-			   NULL, snapshot_opt, &list, &o);
+	bool owned;
 
-	if (rc != CMD_GO)
-		return rc;
-	rc = cmd_image_args(ctx, &cmd_snapshot, argc, argv, 0, 0, &path,
-			    &rest, &nrest);
-	if (rc != CMD_GO)
-		return rc;
-	o.open.no_backing = true;
-	if (cmd_open_image(ctx, path, &o.open, &img, &owned, &e) < 0)
+	o->open.no_backing = true;
+	if (cmd_open_image(ctx, path, &o->open, &img, &owned, &e) < 0)
 		return cmd_fail(ctx, "snapshot", &e);
-	sink_init(ctx->out, ctx->outfp, o.json);
-	if (o.json)
+	sink_init(ctx->out, ctx->outfp, o->json);
+	if (o->json)
 		snapshots_emit_json(ctx->out, NULL, img);
 	else if (img->nsnaps)
 		snapshots_print_table(ctx->out, img);
@@ -104,18 +143,49 @@ static int snapshot_run(struct cmd_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+static int snapshot_run(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct cmd_opts o;
+	struct snap_args a = { 0, NULL };
+	const char *path;
+	char **rest;
+	int nrest;
+	int rc = cmd_parse(ctx, &cmd_snapshot, argc, argv, CO_IMAGE, "lc:a:d:q",
+			   NULL, snapshot_opt, &a, &o);
+
+	if (rc != CMD_GO)
+		return rc;
+	rc = cmd_image_args(ctx, &cmd_snapshot, argc, argv, 0, 0, &path,
+			    &rest, &nrest);
+	if (rc != CMD_GO)
+		return rc;
+	if (!a.op || a.op == 'l')
+		return snapshot_list(ctx, path, &o);
+	return snapshot_edit(ctx, &a, path, &o.open);
+}
+
 const struct command cmd_snapshot = {
 	.name = "snapshot",
-	.summary = "list the internal snapshots of an image",
-	.usage = "snapshot [-l] [-f FMT] [--json] IMAGE",
+	.summary = "list, create, apply or delete the internal snapshots of an image",
+	.usage = "snapshot [-l | -c NAME | -a SNAPSHOT | -d SNAPSHOT] [-q] "
+		 "[-f FMT] [--json] IMAGE",
 	.help =
 	"  -l                 list the snapshots (the default)\n"
+	"  -c NAME            create snapshot NAME of the disk as it is now\n"
+	"  -a SNAPSHOT        apply SNAPSHOT: the disk reverts to it\n"
+	"  -d SNAPSHOT        delete SNAPSHOT\n"
+	"  -q                 quiet (accepted for qemu-img's sake)\n"
 	"  -f, --format FMT   read IMAGE as FMT instead of probing it\n"
 	"      --json         print a JSON array like qemu-img info's \"snapshots\"\n"
 	"      --allow-external  follow external paths outside IMAGE's folder\n"
 	"  -h, --help         show this help\n"
 	"\n"
-	"Creating (-c), applying (-a) and deleting (-d) snapshots are not\n"
-	"available yet.\n",
+	"SNAPSHOT is an ID or a name (IDs are tried first), or\n"
+	"snapshot.id=ID and/or snapshot.name=NAME.  -c, -a and -d write IMAGE\n"
+	"(qcow2): every changed table is written anew past the end of the\n"
+	"file and one header write switches to it, so an interruption leaves\n"
+	"either the old image or the new one.  An image another program holds\n"
+	"(QEMU's locks), one with the dirty or corrupt bit, or with errors,\n"
+	"is refused.\n",
 	.run = snapshot_run,
 };

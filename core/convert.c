@@ -682,6 +682,32 @@ static int copy_opts(struct conv *c, const struct convert_opts *o,
 	return 0;
 }
 
+/* -B names the backing file as the output will store it, so a relative
+ * name is relative to DST's folder.  Like qemu-img 7.2: -F is required
+ * (a probed backing format is how a raw file gets read as something
+ * else), and a backing file that does not open is refused (the user named
+ * it, so the folder rule for names read from images does not apply). */
+static int check_backing(struct conv *c, const char *dst, struct vise_err *e)
+{
+	struct open_opts oo = { .format = c->wo.backing_fmt, .allow_external = true };
+	struct image *b = NULL;
+	char *path;
+	int r;
+
+	if (!c->wo.backing_fmt)
+		return err_set(e, VE_USAGE, "-B '%s' needs its format (-F FMT): a "
+			       "probed backing format is refused, as by qemu-img",
+			       c->wo.backing);
+	path = path_combine(dst, c->wo.backing);
+	r = image_open(path, &oo, &b, e);
+	if (r < 0)
+		err_ctx(e, "-B '%s' (as seen from the output: '%s')",
+			c->wo.backing, path);
+	image_close(b);
+	free(path);
+	return r < 0 ? -e->code : 0;
+}
+
 static unsigned online_cores(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -746,18 +772,22 @@ static int conv_open(struct conv *c, const struct convert_opts *o,
 		     struct vise_err *e)
 {
 	struct open_opts so = { .format = o->src_fmt,
-				.allow_external = o->allow_external };
+				.allow_external = o->allow_external,
+				.snapshot = conv_strdup(c, o->snapshot) };
 	const struct driver *d = driver_find(o->dst_fmt);
 	bool in_place = false;
 	struct src *out;
 
-	if (!d || d->kind != DRV_DISK)
+	/* a container with a writer (ova) wraps a disk writer */
+	if (!d || (d->kind != DRV_DISK && !d->writer))
 		return err_set(e, VE_USAGE, "unknown output format '%s'", o->dst_fmt);
 	if (!d->writer)
 		return err_set(e, VE_UNSUPPORTED, "cannot write format '%s'", d->name);
 	if (image_open(o->src, &so, &c->img, e) < 0)
 		return -e->code;
 	if (o->existing && check_existing(o, d, c->img, &in_place, e) < 0)
+		return -e->code;
+	if (c->wo.backing && check_backing(c, o->dst, e) < 0)
 		return -e->code;
 	c->force = o->force || o->existing;
 	if (file_add(c, o->dst, in_place, &out, e) < 0)

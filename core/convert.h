@@ -19,6 +19,7 @@
 struct convert_opts {
 	const char *src;
 	const char *src_fmt;      /* -f, NULL to probe */
+	const char *snapshot;     /* -l: read this internal snapshot of src */
 	const char *dst;
 	const char *dst_fmt;      /* -O (a driver name or alias) */
 	struct writer_opts wo;    /* -o pairs, -c, -B, -F */

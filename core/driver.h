@@ -36,6 +36,26 @@ struct lister {
 	void *ctx;
 };
 
+/* A file other than img->src that a layer reads (a VMDK extent, a qcow2
+ * external data file), for `vise inspect`, which judges every such name. */
+struct extfile {
+	const char *role;          /* "extent", "data-file" */
+	const char *name;          /* as the image stores it */
+	const char *path;          /* as vise resolved it, or NULL */
+	const char *type;          /* "FLAT", "SPARSE" ..., or NULL */
+	uint64_t offset;           /* where the name is stored in img->src,
+				    * FINDING_NO_OFFSET when unknown */
+	bool opened;               /* vise opened it: the path policy let it */
+};
+
+struct extfile_visitor {
+	void (*file)(void *ctx, const struct extfile *f);
+	void *ctx;
+};
+
+/* What `vise snapshot` asks of a format with internal snapshots. */
+enum snap_edit { SNAP_CREATE, SNAP_APPLY, SNAP_DELETE };
+
 enum driver_kind {
 	DRV_DISK,         /* a disk image format: raw, qcow2, vmdk ... */
 	DRV_CONTAINER,    /* holds other images: tar/ova, iso */
@@ -105,6 +125,11 @@ struct driver {
 	 * img->src (VMDK extents).  NULL: img->src's allocation. */
 	uint64_t (*allocated)(struct image *img);
 
+	/* Calls v->file once for each file other than img->src that the
+	 * layer reads, in order.  The backing file is not one of them (it is
+	 * img->backing_name).  NULL: the layer reads no other file. */
+	void (*externals)(struct image *img, const struct extfile_visitor *v);
+
 	/* OpenStack's names when they depend on the image itself (an OVA's
 	 * disk_format is its first disk's).  Sets only what it knows; NULL:
 	 * disk_format and container_format above. */
@@ -139,6 +164,14 @@ struct driver {
 	 * NULL: the format repairs nothing. */
 	int (*repair)(struct image *img, struct check_ctx *cc, unsigned what,
 		      struct plan *p, struct vise_err *e);
+
+	/* `vise snapshot -c|-a|-d NAME`: creates an internal snapshot NAME
+	 * of the active state, reverts the active state to snapshot NAME,
+	 * or deletes it, in img's file (img opened writable, alone).  Must
+	 * leave a consistent image when interrupted at any point.  NULL: the
+	 * format has no internal snapshots. */
+	int (*snapshot_edit)(struct image *img, enum snap_edit op,
+			     const char *name, struct vise_err *e);
 };
 
 /* The table, NULL-terminated, in probe priority order. */

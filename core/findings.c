@@ -82,6 +82,10 @@ struct finding *finding_add(struct findings *f, enum severity sev,
 {
 	struct finding *x = finding_new(f, sev,
 					sev == SEV_ERROR ? PC_CORRUPT : PC_NOTE);
+	/* a dropped finding is only counted: formatting hundreds of
+	 * thousands of them was most of the time a hostile file took */
+	if (x == &f->scratch)
+		return x;
 	finding_where(x, offset, structure, field);
 	va_list ap;
 	va_start(ap, fmt);
@@ -97,6 +101,8 @@ struct finding *problem_add(struct findings *f, enum pclass cls,
 {
 	struct finding *x = finding_new(f, cls == PC_CORRUPT ? SEV_ERROR : SEV_WARN,
 					cls);
+	if (x == &f->scratch)
+		return x;     /* counted, not formatted: see finding_add */
 	finding_where(x, offset, structure, field);
 	snprintf(x->found, sizeof x->found, "%s", found ? found : "");
 	snprintf(x->expected, sizeof x->expected, "%s", expected ? expected : "");

@@ -26,8 +26,8 @@ struct finding {
 	char msg[200];
 	/* check's record (empty / false when the finding has none) */
 	enum pclass cls;
-	char found[48];       /* the value found: "0x50200", "3" */
-	char expected[48];    /* what it should be: "cluster aligned", "2" */
+	char found[72];       /* the value found: "0x50200", "3", a SHA-256 */
+	char expected[72];    /* what it should be: "cluster aligned", "2" */
 	bool has_guest;       /* the guest range the problem affects */
 	uint64_t guest_off, guest_len;
 };

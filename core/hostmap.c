@@ -213,7 +213,13 @@ static void sweep(struct image *img, struct hostmap *hm, struct collect *c,
 		struct hm_range r = c->strong.v[i];
 		uint64_t end = r.off + r.len;
 		if (r.off >= cursor) {
-			emit_gap(hm, out, &c->weak, &wi, img->cluster_size, cursor, r.off);
+			/* Unclaimed space past the end of the file is not
+			 * free space: only a claim there is reported. */
+			uint64_t gap_end = r.off < hm->file_size ? r.off : hm->file_size;
+
+			if (cursor < gap_end)
+				emit_gap(hm, out, &c->weak, &wi, img->cluster_size,
+					 cursor, gap_end);
 			emit(hm, out, &r);
 			cursor = end;
 			continue;

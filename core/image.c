@@ -14,7 +14,7 @@
 
 /* qemu's path_combine: a relative name is relative to the folder of the
  * file that names it, keeping that file's path as given. */
-static char *path_combine(const char *base, const char *name)
+char *path_combine(const char *base, const char *name)
 {
 	const char *slash = strrchr(base, '/');
 	if (name[0] == '/' || !slash)
@@ -60,17 +60,14 @@ static bool climbs_out(const char *name)
 	return false;
 }
 
+/* qemu's rule (path_has_protocol): a colon before any slash makes the
+ * name a protocol ("nbd+unix:", "gluster+tcp:", "json:{...}"), so a
+ * prefix list could only miss some; "./a:b" is the way to name a file. */
 static bool is_protocol(const char *name)
 {
-	static const char *const prefixes[] = {
-		"json:", "nbd:", "nbd+", "http:", "https:", "ftp:", "ftps:",
-		"ssh:", "iscsi:", "rbd:", "gluster", "nfs:", "vvfat:", "file:",
-		"host_device:", "null-", NULL,
-	};
-	for (const char *const *p = prefixes; *p; p++)
-		if (!strncmp(name, *p, strlen(*p)))
-			return true;
-	return false;
+	const char *colon = strchr(name, ':'), *slash = strchr(name, '/');
+
+	return colon && (!slash || colon < slash);
 }
 
 /* A symlink inside the folder may still point out of it. */
@@ -171,6 +168,7 @@ static int open_backing_path(struct image *img, const char *path)
 	o.format = img->backing_fmt && driver_find(img->backing_fmt) ?
 		   img->backing_fmt : NULL;
 	o.writable = false;
+	o.snapshot = NULL;      /* a snapshot names the top layer's view */
 	struct src *src;
 	if (src_open_file(path, SRC_RDONLY, &src, &e2) < 0)
 		return backing_missing(img, SEV_ERROR, &e2);
@@ -268,6 +266,11 @@ static int open_layer(struct src *src, const char *path, const char *dir,
 	int r = pick_driver(src, opts, img, e);
 	if (r == 0) {
 		r = img->drv->open(img, e);
+		if (r == 0 && opts->snapshot && img->drv->kind == DRV_DISK &&
+		    !img->view)
+			r = err_set(e, VE_UNSUPPORTED, "%s images have no internal "
+				    "snapshots: cannot read snapshot '%s'",
+				    img->drv->name, opts->snapshot);
 		/* a failed open leaves its partial state to close() */
 		if (r < 0 && img->drv->close)
 			img->drv->close(img);

@@ -21,13 +21,22 @@
 struct driver;
 struct sink;
 
-#define CHAIN_MAX 64               /* backing layers followed at most */
+/* Backing layers followed at most, the top one included: the issue's bound
+ * (qemu itself has none; 16 is far past any real chain and keeps a
+ * hostile chain of tiny files from opening thousands of them). */
+#define CHAIN_MAX 16
 
 struct open_opts {
 	const char *format;        /* force a driver (-f), NULL to probe */
 	bool allow_external;       /* follow paths outside the image's folder */
 	bool no_backing;           /* open this layer only */
 	bool writable;             /* open the file read-write */
+	/* Read this internal snapshot's guest view instead of the active one
+	 * (convert -l): an ID or a name, or "snapshot.id=ID",
+	 * "snapshot.name=NAME" or both, comma separated, as qemu-img takes
+	 * them.  The top layer only; a format without internal snapshots
+	 * refuses it. */
+	const char *snapshot;
 };
 
 /* One internal snapshot, the same shape for every format. */
@@ -71,6 +80,7 @@ struct image {
 
 	struct snapshot *snaps;
 	size_t nsnaps;
+	const struct snapshot *view; /* the snapshot read (opts.snapshot), or NULL */
 
 	struct findings findings;
 
@@ -240,6 +250,11 @@ int image_trace(struct image *img, uint64_t off, const struct tracer *t,
  * should report the name. */
 int image_resolve_external(const struct image *img, const char *name,
 			   char **out, struct vise_err *e);
+
+/* qemu's path_combine: name as seen from the folder of base (the file that
+ * names it); an absolute name, or a base with no folder, is name itself.
+ * Always a malloc'd string. */
+char *path_combine(const char *base, const char *name);
 
 /* Opens the backing layer named by img->backing_name / backing_fmt under the
  * path policy; on refusal or failure records a finding, leaves

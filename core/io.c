@@ -122,7 +122,10 @@ int src_open_file(const char *path, int flags, struct src **out,
 	int oflags = (flags & SRC_RDWR) ? O_RDWR : O_RDONLY;
 	if (flags & SRC_CREATE)
 		oflags = O_RDWR | O_CREAT | O_EXCL;
-	int fd = open(path, oflags | O_CLOEXEC, 0644);
+	/* O_NONBLOCK: a FIFO named as a backing file or an extent must not
+	 * hang the open; anything but a file or a block device is refused
+	 * below, and the flag is cleared again for the reads. */
+	int fd = open(path, oflags | O_CLOEXEC | O_NONBLOCK, 0644);
 	if (fd < 0)
 		return err_errno(e, errno, "cannot open '%s'", path);
 	struct stat st;
@@ -135,6 +138,12 @@ int src_open_file(const char *path, int flags, struct src **out,
 		close(fd);
 		return err_set(e, VE_USAGE, "'%s' is a directory", path);
 	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		close(fd);
+		return err_set(e, VE_USAGE, "'%s' is neither a file nor a block "
+			       "device (a FIFO, socket or character device)", path);
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	uint64_t size = (uint64_t)st.st_size;
 	if (S_ISBLK(st.st_mode)) {
 		off_t end = lseek(fd, 0, SEEK_END);

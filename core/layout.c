@@ -135,23 +135,45 @@ static void part_label(const struct partition *p, char *out, size_t len)
 	snprintf(out, len, "partition %d", p->number);
 }
 
-static void check_bounds(struct layout *l, const struct partition *p)
+/* A partition problem as `vise check` counts it: the sectors found, the
+ * ones expected, and the partition's guest range. */
+static void part_problem(struct layout *l, const struct partition *p,
+			 const char *field, uint64_t found_last,
+			 const char *expected, const char *msg)
 {
-	char where[40];
-	uint64_t end = p->start + p->size;
+	char where[40], found[48];
+	struct finding *f;
 
 	part_label(p, where, sizeof where);
-	if (p->start >= l->disk_size)
-		layout_find(l, SEV_ERROR, p->entry_off, where, "start",
-			    "starts at sector %llu, past the end of the disk "
-			    "(%llu sectors)", (unsigned long long)p->start_lba,
-			    (unsigned long long)l->disk_sectors);
-	else if (end > l->disk_size)
-		layout_find(l, SEV_ERROR, p->entry_off, where, "size",
-			    "ends at sector %llu, past the end of the disk "
-			    "(%llu sectors)",
-			    (unsigned long long)(p->start_lba + p->sectors - 1),
-			    (unsigned long long)l->disk_sectors);
+	snprintf(found, sizeof found, "sectors %llu-%llu",
+		 (unsigned long long)p->start_lba,
+		 (unsigned long long)found_last);
+	f = problem_add(&l->findings, PC_CORRUPT, p->entry_off, where, field,
+			found, expected, "%s", msg);
+	finding_guest(f, p->start, p->size);
+}
+
+static void check_bounds(struct layout *l, const struct partition *p)
+{
+	char where[40], msg[160], want[48];
+	uint64_t end = p->start + p->size;
+	uint64_t last = p->start_lba + p->sectors - (p->sectors > 0);
+
+	part_label(p, where, sizeof where);
+	snprintf(want, sizeof want, "below sector %llu",
+		 (unsigned long long)l->disk_sectors);
+	if (p->start >= l->disk_size) {
+		snprintf(msg, sizeof msg, "starts at sector %llu, past the end "
+			 "of the disk (%llu sectors)",
+			 (unsigned long long)p->start_lba,
+			 (unsigned long long)l->disk_sectors);
+		part_problem(l, p, "start", last, want, msg);
+	} else if (end > l->disk_size) {
+		snprintf(msg, sizeof msg, "ends at sector %llu, past the end "
+			 "of the disk (%llu sectors)", (unsigned long long)last,
+			 (unsigned long long)l->disk_sectors);
+		part_problem(l, p, "size", last, want, msg);
+	}
 	if (p->role != PART_EXTENDED && p->start % LAYOUT_ALIGN)
 		layout_find(l, SEV_INFO, p->entry_off, where, "start",
 			    "sector %llu is not aligned to 1 MiB",
@@ -167,17 +189,18 @@ static bool contains(const struct partition *a, const struct partition *b)
 static void check_overlap(struct layout *l, const struct partition *a,
 			  const struct partition *b)
 {
-	char where[40];
+	char msg[160], want[48];
 
 	if (contains(a, b) || contains(b, a))
 		return;
 	if (b->start >= a->start + a->size)
 		return;
-	part_label(b, where, sizeof where);
-	layout_find(l, SEV_ERROR, b->entry_off, where, "start",
-		    "overlaps partition %d (sectors %llu-%llu)", a->number,
-		    (unsigned long long)a->start_lba,
-		    (unsigned long long)(a->start_lba + a->sectors - 1));
+	snprintf(msg, sizeof msg, "overlaps partition %d (sectors %llu-%llu)",
+		 a->number, (unsigned long long)a->start_lba,
+		 (unsigned long long)(a->start_lba + a->sectors - 1));
+	snprintf(want, sizeof want, "from sector %llu",
+		 (unsigned long long)(a->start_lba + a->sectors));
+	part_problem(l, b, "start", b->start_lba + b->sectors - 1, want, msg);
 }
 
 static void add_gap(struct layout *l, uint64_t from, uint64_t to)

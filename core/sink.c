@@ -11,10 +11,35 @@ void sink_init(struct sink *s, FILE *fp, bool json)
 	*s = (struct sink){ .fp = fp, .json = json };
 }
 
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF), or 0. */
+static int utf8_len(const unsigned char *p)
+{
+	int n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+	uint32_t cp;
+
+	if (!n || p[0] > 0xf4)
+		return 0;
+	cp = p[0] & (0x7f >> n);
+	for (int i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Strings from images are hostile: a byte that is not part of valid
+ * UTF-8 becomes U+FFFD, so that the JSON always parses. */
 void json_write_string(FILE *fp, const char *v)
 {
 	fputc('"', fp);
 	for (const unsigned char *p = (const unsigned char *)(v ? v : ""); *p; p++) {
+		int n;
+
 		switch (*p) {
 		case '"': fputs("\\\"", fp); break;
 		case '\\': fputs("\\\\", fp); break;
@@ -22,10 +47,16 @@ void json_write_string(FILE *fp, const char *v)
 		case '\r': fputs("\\r", fp); break;
 		case '\t': fputs("\\t", fp); break;
 		default:
-			if (*p < 0x20 || *p == 0x7f)
+			if (*p < 0x20 || *p == 0x7f) {
 				fprintf(fp, "\\u%04x", *p);
-			else
+			} else if (*p < 0x80) {
 				fputc(*p, fp);
+			} else if ((n = utf8_len(p)) > 0) {
+				fwrite(p, 1, (size_t)n, fp);
+				p += n - 1;
+			} else {
+				fputs("\\ufffd", fp);
+			}
 		}
 	}
 	fputc('"', fp);

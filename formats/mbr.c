@@ -80,28 +80,38 @@ static bool ebr_target_ok(struct ebr_walk *w, uint64_t rel, uint64_t link_off,
 {
 	struct layout *l = w->l;
 	uint64_t lba = w->ext_start + rel;
+	uint64_t ext_last = w->ext_start + w->ext_sectors - 1;
+	char found[24], want[48];
 
+	snprintf(found, sizeof found, "sector %llu", (unsigned long long)lba);
 	if (rel >= w->ext_sectors) {
-		layout_find(l, SEV_ERROR, link_off, from, "next_entry",
-			    "next EBR at sector %llu lies outside the extended "
-			    "partition (sectors %llu-%llu); chain ends here",
-			    (unsigned long long)lba,
-			    (unsigned long long)w->ext_start,
-			    (unsigned long long)(w->ext_start + w->ext_sectors - 1));
+		snprintf(want, sizeof want, "sectors %llu-%llu",
+			 (unsigned long long)w->ext_start,
+			 (unsigned long long)ext_last);
+		layout_problem(l, PC_CORRUPT, link_off, from, "next_entry",
+			       found, want, "next EBR at sector %llu lies "
+			       "outside the extended partition (sectors "
+			       "%llu-%llu); chain ends here",
+			       (unsigned long long)lba,
+			       (unsigned long long)w->ext_start,
+			       (unsigned long long)ext_last);
 		return false;
 	}
 	if (lba >= l->disk_sectors) {
-		layout_find(l, SEV_ERROR, link_off, from, "next_entry",
-			    "next EBR at sector %llu is past the end of the "
-			    "disk (%llu sectors); chain ends here",
-			    (unsigned long long)lba,
-			    (unsigned long long)l->disk_sectors);
+		snprintf(want, sizeof want, "below sector %llu",
+			 (unsigned long long)l->disk_sectors);
+		layout_problem(l, PC_CORRUPT, link_off, from, "next_entry",
+			       found, want, "next EBR at sector %llu is past "
+			       "the end of the disk (%llu sectors); chain ends "
+			       "here", (unsigned long long)lba,
+			       (unsigned long long)l->disk_sectors);
 		return false;
 	}
 	if (ebr_seen(w, lba)) {
-		layout_find(l, SEV_ERROR, link_off, from, "next_entry",
-			    "next EBR at sector %llu was already visited: the "
-			    "chain loops; it ends here", (unsigned long long)lba);
+		layout_problem(l, PC_CORRUPT, link_off, from, "next_entry",
+			       found, "an EBR not yet visited", "next EBR at "
+			       "sector %llu was already visited: the chain "
+			       "loops; it ends here", (unsigned long long)lba);
 		return false;
 	}
 	if (w->nvisited == LAYOUT_LOGICAL_MAX) {
@@ -130,12 +140,22 @@ static void ebr_logical(struct ebr_walk *w, const uint8_t *ebr, uint64_t lba,
 	p->role = PART_LOGICAL;
 	p->number = w->next_number++;
 	if (p->start_lba + p->sectors > w->ext_start + w->ext_sectors ||
-	    p->start_lba <= lba)
-		layout_find(l, SEV_ERROR, off + 8, name, "lba_start",
-			    "logical partition %d (sectors %llu+%llu) is not "
-			    "inside the extended partition after its EBR",
-			    p->number, (unsigned long long)p->start_lba,
-			    (unsigned long long)p->sectors);
+	    p->start_lba <= lba) {
+		char found[48], want[48];
+		struct finding *f;
+
+		snprintf(found, sizeof found, "sectors %llu+%llu",
+			 (unsigned long long)p->start_lba,
+			 (unsigned long long)p->sectors);
+		snprintf(want, sizeof want, "within %llu-%llu",
+			 (unsigned long long)(lba + 1),
+			 (unsigned long long)(w->ext_start + w->ext_sectors - 1));
+		f = layout_problem(l, PC_CORRUPT, off + 8, name, "lba_start",
+				   found, want, "logical partition %d is not "
+				   "inside the extended partition after its EBR",
+				   p->number);
+		finding_guest(f, p->start, p->size);
+	}
 }
 
 /* Reads one EBR; returns false when the chain ends. */
@@ -157,9 +177,12 @@ static bool ebr_step(struct ebr_walk *w, uint64_t *rel, struct vise_err *e)
 	}
 	layout_add_struct(l, &ebr_desc, name, off, 512, 1, ebr);
 	if (sig16(ebr) != 0xaa55) {
-		layout_find(l, SEV_ERROR, off + MBR_SIG_OFF, name,
-			    "boot_signature", "is 0x%04x, not 0xaa55: not an "
-			    "EBR; chain ends here", sig16(ebr));
+		char found[24];
+
+		snprintf(found, sizeof found, "0x%04x", sig16(ebr));
+		layout_problem(l, PC_CORRUPT, off + MBR_SIG_OFF, name,
+			       "boot_signature", found, "0xaa55", "is %s, not "
+			       "0xaa55: not an EBR; chain ends here", found);
 		return false;
 	}
 	ebr_logical(w, ebr, lba, name, e);
@@ -201,15 +224,21 @@ static void mbr_gpt_entry(struct layout *l, const uint8_t *raw, uint64_t off,
 	mbr_entry_decode(&me, raw, MBR_ENTRY_SIZE);
 	if (want > 0xffffffffu)
 		want = 0xffffffffu;
+	/* UEFI: from sector 1 over the whole disk (0xffffffff when it does
+	 * not fit); a shorter entry is what a disk grown after partitioning
+	 * has, and every reader accepts it: a note. */
 	if (me.lba_start != 1)
-		layout_find(l, SEV_WARN, off + 8, where, "lba_start",
-			    "protective entry starts at sector %llu, not 1",
-			    (unsigned long long)me.lba_start);
-	else if (me.sectors != want)
-		layout_find(l, SEV_INFO, off + 12, where, "sectors",
-			    "protective entry covers %llu sectors, not the "
-			    "whole disk (%llu)", (unsigned long long)me.sectors,
-			    (unsigned long long)want);
+		layout_problem(l, PC_CORRUPT, off + 8, where, "lba_start",
+			       NUM_TEXT(me.lba_start), "1", "protective entry "
+			       "starts at sector %llu, not 1",
+			       (unsigned long long)me.lba_start);
+	else if (me.sectors != want && me.sectors != 0xffffffffu)
+		layout_problem(l, PC_NOTE, off + 12, where, "sectors",
+			       NUM_TEXT(me.sectors), NUM_TEXT(want),
+			       "protective entry covers %llu sectors, not the "
+			       "whole disk (%llu)",
+			       (unsigned long long)me.sectors,
+			       (unsigned long long)want);
 }
 
 int mbr_read(struct src *disk, struct layout *l, const uint8_t *sector0,
@@ -252,9 +281,13 @@ int mbr_read(struct src *disk, struct layout *l, const uint8_t *sector0,
 		if (p->role != PART_EXTENDED)
 			continue;
 		if (ext)
-			layout_find(l, SEV_WARN, off + 4, where, "type",
-				    "a second extended partition; only the "
-				    "first one's EBR chain is read");
+			/* Linux and sfdisk accept several; DOS and
+			 * Windows one: a note */
+			layout_problem(l, PC_NOTE, off + 4, where, "type",
+				       "a second extended partition",
+				       "at most one", "a second extended "
+				       "partition; only the first one's EBR "
+				       "chain is read");
 		else
 			ext_index = l->nparts - 1, ext = p;
 	}

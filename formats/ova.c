@@ -15,31 +15,9 @@
 
 #include "core/sha.h"
 #include "core/sink.h"
-#include "formats/ovf.h"
-#include "formats/tar.h"
+#include "formats/ova.h"
+#include "formats/writers.h"
 #include "formats/xml.h"
-
-#define OVA_MF_MAX (16u << 20)      /* bytes of manifest read */
-#define OVA_MF_ENTRIES_MAX 4096     /* manifest lines kept */
-#define OVA_HASH_CHUNK (1u << 20)
-#define OVA_MF_FINDINGS_MAX 32     /* per-entry findings, then a count */
-
-enum mf_status { MF_UNCHECKED, MF_OK, MF_MISMATCH, MF_MISSING, MF_UNREADABLE };
-
-struct mf_entry {
-	char *file;
-	bool sha256;                 /* else SHA-1 */
-	char hex[2 * SHA256_LEN + 1];
-	enum mf_status status;
-};
-
-struct ova {
-	struct ovf_appliance app;
-	const struct tar_entry *ovf, *mf, *cert;
-	struct mf_entry *mf_v;
-	size_t mf_n;
-	bool verified;
-};
 
 static struct ova *ova_of(struct image *img)
 {
@@ -165,73 +143,6 @@ static void read_manifest(struct image *img, struct ova *o)
 	free(buf);
 }
 
-static enum mf_status hash_member(struct image *img, const struct tar_entry *te,
-				  struct mf_entry *me)
-{
-	struct sha1 c1;
-	struct sha256 c2;
-	struct vise_err e = { 0 };
-	uint8_t d[SHA256_LEN];
-	char hex[2 * SHA256_LEN + 1];
-	uint8_t *buf = malloc(OVA_HASH_CHUNK);
-
-	if (!buf || !tar_entry_in_place(te)) {
-		free(buf);
-		return MF_UNREADABLE;
-	}
-	sha1_init(&c1);
-	sha256_init(&c2);
-	for (uint64_t done = 0; done < te->size;) {
-		size_t n = te->size - done < OVA_HASH_CHUNK ?
-			   (size_t)(te->size - done) : OVA_HASH_CHUNK;
-		if (src_read(img->src, te->data_off + done, buf, n, &e) < 0) {
-			free(buf);
-			return MF_UNREADABLE;
-		}
-		if (me->sha256)
-			sha256_update(&c2, buf, n);
-		else
-			sha1_update(&c1, buf, n);
-		done += n;
-	}
-	free(buf);
-	if (me->sha256)
-		sha256_final(&c2, d);
-	else
-		sha1_final(&c1, d);
-	sha_hex(d, me->sha256 ? SHA256_LEN : SHA1_LEN, hex);
-	return strcmp(hex, me->hex) ? MF_MISMATCH : MF_OK;
-}
-
-static void verify_manifest(struct image *img, struct ova *o)
-{
-	struct tar_state *st = img->priv;
-
-	if (o->verified)
-		return;
-	o->verified = true;
-	size_t bad = 0;
-
-	for (size_t i = 0; i < o->mf_n; i++) {
-		struct mf_entry *me = &o->mf_v[i];
-		const struct tar_entry *te = tar_find(&st->ar, me->file);
-		me->status = te ? hash_member(img, te, me) : MF_MISSING;
-		/* one finding each for the first few; a count for the rest */
-		if (me->status != MF_OK && ++bad <= OVA_MF_FINDINGS_MAX)
-			finding_add(&img->findings, SEV_ERROR, te ? te->data_off :
-				    o->mf->data_off, "OVA manifest",
-				    me->sha256 ? "SHA256" : "SHA1", "'%.100s': %s",
-				    me->file, me->status == MF_MISMATCH ?
-				    "digest does not match the member's bytes" :
-				    me->status == MF_MISSING ? "no such member" :
-				    "member cannot be read");
-	}
-	if (bad > OVA_MF_FINDINGS_MAX)
-		finding_add(&img->findings, SEV_ERROR, o->mf->data_off,
-			    "OVA manifest", "", "%zu more entries do not verify",
-			    bad - OVA_MF_FINDINGS_MAX);
-}
-
 /* ---- the disks, opened in place ---- */
 
 /* The VMDK create type (or any driver's) from its info, written as JSON. */
@@ -341,12 +252,20 @@ static void check_disk(struct image *img, struct ova *o, struct ovf_disk *d)
 	open_disk_member(img, te, d);
 	if (!d->member_opened)
 		return;
-	if (d->capacity_ok && d->capacity != d->member_size)
-		finding_add(&img->findings, SEV_ERROR, at, "OVF Disk", "capacity",
-			    "disk '%.60s' declares %llu bytes, its file '%.100s' "
-			    "holds a %s disk of %llu bytes", d->id ? d->id : "?",
+	if (d->capacity_ok && d->capacity != d->member_size) {
+		char found[24], want[24];
+
+		snprintf(found, sizeof found, "%llu",
+			 (unsigned long long)d->member_size);
+		snprintf(want, sizeof want, "%llu",
+			 (unsigned long long)d->capacity);
+		problem_add(&img->findings, PC_CORRUPT, at, "OVF Disk",
+			    "capacity", found, want, "disk '%.60s' declares "
+			    "%llu bytes, its file '%.100s' holds a %s disk of "
+			    "%llu bytes", d->id ? d->id : "?",
 			    (unsigned long long)d->capacity, te->name,
 			    d->member_format, (unsigned long long)d->member_size);
+	}
 	const char *fmt, *sub;
 	if (!d->format)
 		return;
@@ -372,14 +291,21 @@ static void check_files(struct image *img, struct ova *o)
 			continue;
 		const struct tar_entry *te = tar_find(&st->ar, fl->href);
 		if (!te) {
-			finding_add(&img->findings, SEV_ERROR, o->ovf->data_off,
-				    "OVF File", "href", "'%.100s' is not in the archive",
+			problem_add(&img->findings, PC_CORRUPT, o->ovf->data_off,
+				    "OVF File", "href", "no such member",
+				    "a member", "'%.100s' is not in the archive",
 				    fl->href);
 		} else if (fl->has_size && fl->size != te->size) {
-			finding_add(&img->findings, SEV_ERROR, o->ovf->data_off,
-				    "OVF File", "size", "'%.100s' declares %llu bytes, "
-				    "the member has %llu", fl->href,
-				    (unsigned long long)fl->size,
+			char found[24], want[24];
+
+			snprintf(found, sizeof found, "%llu",
+				 (unsigned long long)te->size);
+			snprintf(want, sizeof want, "%llu",
+				 (unsigned long long)fl->size);
+			problem_add(&img->findings, PC_CORRUPT, o->ovf->data_off,
+				    "OVF File", "size", found, want, "'%.100s' "
+				    "declares %llu bytes, the member has %llu",
+				    fl->href, (unsigned long long)fl->size,
 				    (unsigned long long)te->size);
 		} else if (te->unsafe) {
 			finding_add(&img->findings, SEV_ERROR, o->ovf->data_off,
@@ -399,10 +325,18 @@ static void find_parts(struct image *img, struct ova *o)
 		const struct tar_entry *te = &st->ar.v[i];
 		if (!o->ovf && ends_with(te->name, ".ovf")) {
 			o->ovf = te;
-			if (i)
-				finding_add(&img->findings, SEV_WARN, te->hdr_off,
-					    "OVA", "descriptor", "'%.100s' is member %zu; "
-					    "the OVF standard wants it first", te->name, i);
+			/* DSP0243: the descriptor shall be the first file,
+			 * so that a reader streaming the tar meets it first */
+			if (i) {
+				char found[32];
+
+				snprintf(found, sizeof found, "member %zu", i + 1);
+				problem_add(&img->findings, PC_CORRUPT, te->hdr_off,
+					    "OVA", "descriptor", found, "member 1",
+					    "'%.100s' is member %zu; the OVF "
+					    "standard wants it first", te->name,
+					    i + 1);
+			}
 		} else if (!o->mf && ends_with(te->name, ".mf")) {
 			o->mf = te;
 		} else if (!o->cert && ends_with(te->name, ".cert")) {
@@ -552,7 +486,9 @@ static void info_manifest(struct sink *s, struct image *img, struct ova *o)
 {
 	size_t bad = 0;
 
-	verify_manifest(img, o);
+	struct vise_err e = { 0 };
+
+	ova_verify_manifest(img, NULL, &e);
 	for (size_t i = 0; i < o->mf_n; i++)
 		bad += o->mf_v[i].status != MF_OK;
 	sink_str(s, "manifest", !o->mf ? "absent" : bad || !o->mf_n ?
@@ -601,4 +537,6 @@ const struct driver ova_driver = {
 	.list = ova_list,
 	.member = tar_op_member,
 	.openstack = ova_openstack,
+	.check = ova_check,
+	.writer = &ova_writer_ops,
 };

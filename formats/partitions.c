@@ -1,10 +1,38 @@
 /* layout_read(): which scheme a disk uses and in which sector size, then
  * the scheme readers (mbr.c, gpt.c), what each partition holds (fsprobe.c)
  * and the generic checks (core/layout.c). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "formats/partitions.h"
+
+struct finding *layout_problem(struct layout *l, enum pclass cls,
+			       uint64_t off, const char *structure,
+			       const char *field, const char *found,
+			       const char *expected, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return problem_add(&l->findings, cls, off, structure, field, found,
+			   expected, "%s", msg);
+}
+
+const char *num_text(char buf[24], uint64_t v)
+{
+	snprintf(buf, 24, "%llu", (unsigned long long)v);
+	return buf;
+}
+
+const char *hex32_text(char buf[24], uint64_t v)
+{
+	snprintf(buf, 24, "0x%08llx", (unsigned long long)v);
+	return buf;
+}
 
 /* A FAT or NTFS boot sector also ends in 0xaa55; its "entries" are boot
  * code, whose status bytes are rarely all 0x00 or 0x80. */
@@ -39,14 +67,23 @@ static uint32_t detect_sector_size(struct src *disk)
 static const char *gpt_scheme(struct layout *l, const struct mbr_summary *sum,
 			      const uint8_t *s0)
 {
+	/* UEFI wants a protective MBR: without it, MBR-only tools see an
+	 * empty disk and may partition over the GPT. */
 	if (!l->has_mbr) {
-		layout_find(l, SEV_WARN, MBR_SIG_OFF, "MBR", "boot_signature",
-			    "no protective MBR before the GPT");
+		char sig[24];
+
+		snprintf(sig, sizeof sig, "0x%04x",
+			 (unsigned)(s0[MBR_SIG_OFF] | s0[MBR_SIG_OFF + 1] << 8));
+		layout_problem(l, PC_CORRUPT, MBR_SIG_OFF, "MBR",
+			       "boot_signature", sig, "0xaa55 and an 0xee entry",
+			       "no protective MBR before the GPT");
 		return "gpt";
 	}
 	if (!sum->protective) {
-		layout_find(l, SEV_WARN, MBR_TABLE_OFF, "MBR", "partition_table",
-			    "the MBR has no 0xee entry protecting the GPT");
+		layout_problem(l, PC_CORRUPT, MBR_TABLE_OFF, "MBR",
+			       "partition_table", "no 0xee entry",
+			       "an 0xee entry from sector 1",
+			       "the MBR has no 0xee entry protecting the GPT");
 		return "gpt";
 	}
 	if (sum->others) {

@@ -133,6 +133,29 @@ bool gpt_signature_at(struct src *disk, uint64_t off);
 bool fs_probe(struct src *disk, uint64_t off, uint64_t len, struct layout *l,
 	      const char *where, struct fsinfo *fs);
 
+/* A problem `vise check` counts: what layout_find records, plus its class
+ * and the values found and expected (either may be NULL).  Returns the
+ * record, so that the caller can add the guest range it affects. */
+struct finding *layout_problem(struct layout *l, enum pclass cls,
+			       uint64_t off, const char *structure,
+			       const char *field, const char *found,
+			       const char *expected, const char *fmt, ...)
+	__attribute__((format(printf, 8, 9)));
+/* Numbers as found/expected text, in a buffer that lives as long as the
+ * enclosing block: layout_problem(..., NUM_TEXT(x), HEX32_TEXT(y), ...). */
+const char *num_text(char buf[24], uint64_t v);
+const char *hex32_text(char buf[24], uint64_t v);
+#define NUM_TEXT(v) num_text((char[24]){ 0 }, (v))
+#define HEX32_TEXT(v) hex32_text((char[24]){ 0 }, (v))
+
+/* `vise check` hooks of the mbr and gpt drivers (partitions_check.c). */
+struct check_ctx;
+struct plan;
+int mbr_check(struct image *img, struct check_ctx *cc, struct vise_err *e);
+int gpt_check(struct image *img, struct check_ctx *cc, struct vise_err *e);
+int gpt_repair(struct image *img, struct check_ctx *cc, unsigned what,
+	       struct plan *p, struct vise_err *e);
+
 const char *mbr_type_name(unsigned type);
 const char *gpt_type_name(const uint8_t guid[16]);
 

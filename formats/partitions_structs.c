@@ -218,6 +218,7 @@ const struct driver mbr_driver = {
 	.kind = DRV_LAYOUT,
 	.open = layout_driver_open,
 	.sdescs = mbr_sdescs,
+	.check = mbr_check,
 };
 
 const struct driver gpt_driver = {
@@ -227,4 +228,6 @@ const struct driver gpt_driver = {
 	.kind = DRV_LAYOUT,
 	.open = layout_driver_open,
 	.sdescs = gpt_sdescs,
+	.check = gpt_check,
+	.repair = gpt_repair,
 };

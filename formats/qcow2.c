@@ -11,6 +11,7 @@
 #include "core/endian.h"
 #include "core/sink.h"
 #include "formats/qcow2.h"
+#include "formats/qcow2_check.h"
 #include "formats/writers.h"
 
 #define HDR "header"
@@ -144,9 +145,14 @@ static void check_features(struct image *img)
 	if (img->dirty)
 		hdr_finding(img, SEV_WARN, "incompatible_features",
 			    "dirty bit set: refcounts may be stale");
+	/* The bit is a writer's alarm, not a problem of its own: qemu-img
+	 * check passes such an image when nothing else is wrong (and -r
+	 * clears it), so check counts only what it finds itself. */
 	if (img->corrupt)
-		hdr_finding(img, SEV_ERROR, "incompatible_features",
-			    "corrupt bit set: a writer found corruption");
+		hdr_finding(img, SEV_WARN, "incompatible_features",
+			    "corrupt bit set: a writer found corruption "
+			    "(qemu refuses to write the image until check -r "
+			    "clears it)");
 	q->ext_l2 = inc & QCOW2_INCOMPAT_EXTL2;
 	if (q->ext_l2 && q->cluster_bits < 14)
 		hdr_finding(img, SEV_ERROR, "incompatible_features",
@@ -313,6 +319,7 @@ static void qcow2_close(struct image *img)
 	for (int i = 0; i < QCOW2_L2_CACHE; i++)
 		free(q->l2c[i].buf);
 	free(q->data_file_name);
+	qcow2_chk_free(q);
 	src_put(q->data_src);
 	src_put(q->fail_src);
 	free(q);
@@ -333,8 +340,13 @@ static int qcow2_open(struct image *img, struct vise_err *e)
 	if (r < 0)
 		return r;        /* the core calls close() on the partial state */
 	if (qcow2_read_l1(img, e) < 0) {
+		/* the finding names the field at fault: the count when it
+		 * passes the limit, else where the table is */
+		bool count = q->h.l1_size > QCOW2_MAX_L1_BYTES / 8;
+
 		err_str(e, q->l1_broken, sizeof q->l1_broken);
-		finding_add(&img->findings, SEV_ERROR, 0x28, HDR, "l1_table_offset",
+		finding_add(&img->findings, SEV_ERROR, count ? 0x24 : 0x28, HDR,
+			    count ? "l1_size" : "l1_table_offset",
 			    "%s; guest data cannot be mapped", q->l1_broken);
 		err_clear(e);
 	}
@@ -344,6 +356,8 @@ static int qcow2_open(struct image *img, struct vise_err *e)
 	qcow2_read_snapshots(img);
 	qcow2_read_bitmaps(img);
 	qcow2_open_data_file(img);
+	if (img->opts.snapshot)
+		return qcow2_snapshot_view(img, e);
 	return 0;
 }
 
@@ -364,7 +378,9 @@ static void info_bitmaps(struct qcow2 *q, struct sink *s)
 			sink_str(s, NULL, "auto");
 		sink_arr_end(s);
 		sink_str(s, "name", b->name);
-		sink_u64(s, "granularity", 1ull << b->gran_bits);
+		/* a hostile granularity_bits is a finding; no shift by it */
+		if (b->gran_bits < 64)
+			sink_u64(s, "granularity", 1ull << b->gran_bits);
 		sink_obj_end(s);
 	}
 	sink_arr_end(s);
@@ -409,6 +425,23 @@ static void qcow2_info(struct image *img, struct sink *s)
 	}
 }
 
+/* The external data file, as named by its header extension, for
+ * `inspect` (which judges the name whether vise opened the file or not). */
+static void qcow2_externals(struct image *img, const struct extfile_visitor *ev)
+{
+	const struct qcow2 *q = qcow2_of(img);
+	struct extfile f = { .role = "data-file", .offset = FINDING_NO_OFFSET };
+
+	if (!q || !q->data_file_name)
+		return;
+	for (size_t i = 0; i < q->nexts; i++)
+		if (q->exts[i].type == QCOW2_EXT_DATA_FILE)
+			f.offset = q->exts[i].off + 8;
+	f.name = q->data_file_name;
+	f.opened = q->data_file_ok;
+	ev->file(ev->ctx, &f);
+}
+
 const struct driver qcow2_driver = {
 	.name = "qcow2",
 	.aliases = NULL,
@@ -424,6 +457,10 @@ const struct driver qcow2_driver = {
 	.walk = qcow2_walk,
 	.trace = qcow2_trace,
 	.info = qcow2_info,
+	.externals = qcow2_externals,
 	.sdescs = qcow2_sdescs,
 	.writer = &qcow2_writer_ops,
+	.check = qcow2_check,
+	.repair = qcow2_repair,
+	.snapshot_edit = qcow2_snapshot_edit,
 };

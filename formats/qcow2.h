@@ -24,7 +24,8 @@
 #define QCOW2_MAX_SNAP_TABLE (64u << 20)   /* QEMU's QCOW_MAX_SNAPSHOTS_SIZE */
 #define QCOW2_MAX_BACKING_NAME 1023
 #define QCOW2_MAX_BITMAPS 65535
-#define QCOW2_MAX_BITMAP_DIR (64u << 20)
+/* QEMU's QCOW2_MAX_BITMAP_DIRECTORY_SIZE: 1 KiB per bitmap */
+#define QCOW2_MAX_BITMAP_DIR (1024u * QCOW2_MAX_BITMAPS)
 #define QCOW2_MAX_EXTS 256                 /* header extensions we keep */
 #define QCOW2_L2_CACHE 16
 #define QCOW2_SUBCLUSTERS 32
@@ -263,6 +264,8 @@ struct qcow2_bitmap {
 	char *name;
 };
 
+struct qcow2_chk;
+
 struct qcow2_l2_slot {
 	uint64_t off;         /* host offset of the table; 0 = empty slot */
 	uint64_t used;        /* LRU stamp */
@@ -313,6 +316,10 @@ struct qcow2 {
 	uint64_t l2_clock;
 	uint64_t reported[64];    /* entry offsets already given a finding */
 	unsigned nreported;
+
+	/* `vise check` (qcow2_check.c, qcow2_repair.c) */
+	struct qcow2_chk *chk;    /* the last check's counts, for repair() */
+	uint64_t open_fixable;    /* corruptions open() found that repair fixes */
 };
 
 static inline struct qcow2 *qcow2_of(const struct image *img)
@@ -332,6 +339,23 @@ void qcow2_read_snapshots(struct image *img);
 void qcow2_read_bitmaps(struct image *img);
 void qcow2_open_data_file(struct image *img);
 uint64_t qcow2_refblock_get(const uint8_t *blk, uint32_t order, uint64_t i);
+/* qcow2_write.c: sets refcount i of a block (order: log2 of its bits) */
+void qcow2_refblock_set(uint8_t *blk, uint32_t order, uint64_t i, uint64_t v);
+
+/* qcow2_snapshot.c: internal snapshots, read side */
+/* Reads n L1 entries at off (bounded, aligned, inside the file) into a
+ * malloc'd array in host byte order. */
+int qcow2_load_l1(struct image *img, uint64_t off, uint64_t n,
+		  uint64_t **out, struct vise_err *e);
+/* The snapshot spec names (an ID or a name, or qemu's snapshot.id= /
+ * snapshot.name= options): its index in img->snaps. */
+int qcow2_snapshot_find(const struct image *img, const char *spec,
+			size_t *idx, struct vise_err *e);
+/* Makes img read the snapshot img->opts.snapshot names (open time). */
+int qcow2_snapshot_view(struct image *img, struct vise_err *e);
+/* qcow2_snapshot_write.c: `vise snapshot -c|-a|-d` (driver.snapshot_edit) */
+int qcow2_snapshot_edit(struct image *img, enum snap_edit op,
+			const char *name, struct vise_err *e);
 
 /* Where a guest offset lands in the two-level map. */
 struct qcow2_pos {

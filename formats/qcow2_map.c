@@ -46,7 +46,9 @@ static int bad_entry(struct image *img, uint32_t l1i, uint64_t l2i,
 	va_end(ap);
 	snprintf(st, sizeof st, "L2 table %u", l1i);
 	snprintf(fl, sizeof fl, "entry %llu", (unsigned long long)l2i);
-	if (qcow2_report_once(qcow2_of(img), at))
+	/* after a deep check (qcow2_check.c), which named every bad entry
+	 * already, reading one again is not a second problem */
+	if (!qcow2_of(img)->chk && qcow2_report_once(qcow2_of(img), at))
 		finding_add(&img->findings, SEV_ERROR, at, st, fl, "%s", msg);
 	return err_set(e, VE_FORMAT, "L2 table %u entry %llu at 0x%llx: %s",
 		       l1i, (unsigned long long)l2i, (unsigned long long)at,
@@ -135,7 +137,7 @@ static void check_reserved(struct image *img, uint32_t l1i, uint64_t l2i,
 
 	if (q->version == 2 || q->ext_l2)
 		mask |= QCOW2_ZERO;
-	if (!(entry & mask) || !qcow2_report_once(qcow2_of(img), at))
+	if (!(entry & mask) || q->chk || !qcow2_report_once(qcow2_of(img), at))
 		return;
 	snprintf(st, sizeof st, "L2 table %u", l1i);
 	snprintf(fl, sizeof fl, "entry %llu", (unsigned long long)l2i);
@@ -323,6 +325,38 @@ static bool same_run(const struct qcow2_unit *a, uint64_t a_guest,
 	return !a->host_valid || b->host == a->host + (b_guest - a_guest);
 }
 
+/* With standard L2 entries a run of clusters of one kind is a run of
+ * entries each equal to the first, moved by one cluster per step when it
+ * has a host offset: compared raw, without decoding every entry.  Not for
+ * an entry with reserved bits, whose finding classify gives. */
+static bool std_run_ok(const struct qcow2 *q, const struct qcow2_unit *first)
+{
+	uint64_t mask = QCOW2_L2_RESERVED | (q->version == 2 ? QCOW2_ZERO : 0);
+
+	return !q->ext_l2 && first->kind != EXT_COMPRESSED && !(first->entry & mask);
+}
+
+/* The guest offset where the run that starts at p ends. */
+static uint64_t std_run_end(const struct qcow2 *q, const struct qcow2_pos *p,
+			    const uint8_t *tbl, const struct qcow2_unit *first)
+{
+	uint64_t n = 1ull << q->l2_bits, step = 0, j = p->l2i + 1;
+
+	if (first->host_valid) {
+		step = q->cluster_size;
+		/* each data cluster must lie inside the file, as classify
+		 * checks */
+		if (first->kind == EXT_DATA && !has_data_file(q)) {
+			uint64_t fit = (q->file_size - first->host) >> q->cluster_bits;
+			n = min_u64(n, p->l2i + fit);
+		}
+	}
+	for (uint64_t want = first->entry + step; j < n; j++, want += step)
+		if (rd_be64(tbl + 8 * j) != want)
+			break;
+	return (p->cluster - p->l2i + j) << q->cluster_bits;
+}
+
 static int l1_unusable(struct image *img, struct vise_err *e)
 {
 	return err_set(e, VE_FORMAT, "'%s': the L1 table is unusable: %s",
@@ -361,6 +395,8 @@ int qcow2_extent(struct image *img, uint64_t off, struct extent *ext,
 	uint64_t g0 = off & ~(q->sc_size - 1), g = g0 + q->sc_size;
 	if (first.kind == EXT_COMPRESSED)
 		g = (p.cluster + 1) << q->cluster_bits;
+	else if (std_run_ok(q, &first))
+		g = std_run_end(q, &p, tbl, &first);
 	else
 		for (; g < table_end; g += q->sc_size) {
 			struct vise_err ignore = { 0 };

@@ -209,29 +209,39 @@ int qcow2_read_exts(struct image *img, struct vise_err *e)
 
 /* ---- active L1 ---- */
 
+/* Problems of the active L1 table's entries, in check's terms: reserved
+ * bits are a corruption (as qemu-img check counts them) that check -r
+ * clears; an unusable L2 table offset is one it cannot fix. */
 static void check_l1_entry(struct image *img, uint32_t i, uint64_t v)
 {
 	struct qcow2 *q = qcow2_of(img);
 	uint64_t l2 = v & QCOW2_OFFSET_MASK;
 	uint64_t at = q->h.l1_table_offset + 8ull * i;
-	char st[40];
+	uint32_t shift = q->cluster_bits + q->l2_bits;
+	char fl[40], found[48];
+	struct finding *x = NULL;
 
-	snprintf(st, sizeof st, "L1 table");
-	if (v & QCOW2_L1_RESERVED)
-		finding_add(&img->findings, SEV_WARN, at, st, "", "entry %u: "
-			    "reserved bits set (0x%016llx)", i,
-			    (unsigned long long)v);
-	if (!l2)
-		return;
-	if (!cluster_aligned(q, l2))
-		finding_add(&img->findings, SEV_ERROR, at, st, "", "entry %u: "
-			    "L2 table offset 0x%llx is not cluster aligned", i,
-			    (unsigned long long)l2);
-	else if (!in_file(q, l2, q->cluster_size))
-		finding_add(&img->findings, SEV_ERROR, at, st, "", "entry %u: "
-			    "L2 table at 0x%llx past end of file (size 0x%llx)",
-			    i, (unsigned long long)l2,
-			    (unsigned long long)q->file_size);
+	snprintf(fl, sizeof fl, "l1 entry %u", i);
+	if (v & QCOW2_L1_RESERVED) {
+		snprintf(found, sizeof found, "0x%llx",
+			 (unsigned long long)(v & QCOW2_L1_RESERVED));
+		x = problem_add(&img->findings, PC_CORRUPT, at, "L1 table", fl,
+				found, "0", "reserved bits set (entry 0x%016llx)",
+				(unsigned long long)v);
+		q->open_fixable++;
+	}
+	snprintf(found, sizeof found, "0x%llx", (unsigned long long)l2);
+	if (l2 && !cluster_aligned(q, l2))
+		x = problem_add(&img->findings, PC_CORRUPT, at, "L1 table", fl,
+				found, "cluster aligned", "L2 table offset 0x%llx "
+				"is not cluster aligned", (unsigned long long)l2);
+	else if (l2 && !in_file(q, l2, q->cluster_size))
+		x = problem_add(&img->findings, PC_CORRUPT, at, "L1 table", fl,
+				found, "inside the file", "L2 table at 0x%llx past "
+				"end of file (size 0x%llx)", (unsigned long long)l2,
+				(unsigned long long)q->file_size);
+	if (x && shift < 64)
+		finding_guest(x, (uint64_t)i << shift, 1ull << shift);
 }
 
 /* Reads the active L1 table.  A table that cannot be used is recorded in
@@ -327,23 +337,34 @@ static bool reftable_usable(struct image *img)
 	return true;
 }
 
+/* Refcount table entries, in check's terms: reserved bits and a block
+ * that cannot be read are corruptions check -r all fixes (the bits are
+ * cleared, an unusable block is replaced by a new one at the end). */
 static void check_reftable_entry(struct image *img, uint64_t i, uint64_t v)
 {
 	struct qcow2 *q = qcow2_of(img);
 	uint64_t at = q->h.refcount_table_offset + 8 * i;
 	uint64_t blk = v & ~0x1ffull;
+	char fl[40], found[48];
 
-	if (v & 0x1ff)
-		finding_add(&img->findings, SEV_WARN, at, "refcount table", "",
-			    "entry %llu: reserved bits set (0x%llx)",
-			    (unsigned long long)i, (unsigned long long)v);
+	snprintf(fl, sizeof fl, "entry %llu", (unsigned long long)i);
+	if (v & 0x1ff) {
+		snprintf(found, sizeof found, "0x%llx", (unsigned long long)(v & 0x1ff));
+		problem_add(&img->findings, PC_CORRUPT, at, "refcount table", fl,
+			    found, "0", "reserved bits set (entry 0x%llx)",
+			    (unsigned long long)v);
+		q->open_fixable++;
+	}
 	if (blk && (!cluster_aligned(q, blk) ||
-		    !in_file(q, blk, q->cluster_size)))
-		finding_add(&img->findings, SEV_ERROR, at, "refcount table", "",
-			    "entry %llu: refcount block at 0x%llx is "
-			    "misaligned or past end of file (size 0x%llx)",
-			    (unsigned long long)i, (unsigned long long)blk,
+		    !in_file(q, blk, q->cluster_size))) {
+		snprintf(found, sizeof found, "0x%llx", (unsigned long long)blk);
+		problem_add(&img->findings, PC_CORRUPT, at, "refcount table", fl,
+			    found, "cluster aligned, inside the file",
+			    "refcount block at 0x%llx is misaligned or past end "
+			    "of file (size 0x%llx)", (unsigned long long)blk,
 			    (unsigned long long)q->file_size);
+		q->open_fixable++;
+	}
 }
 
 void qcow2_read_reftable(struct image *img)
@@ -520,6 +541,18 @@ void qcow2_read_snapshots(struct image *img)
 			    (unsigned long long)q->file_size);
 		return;
 	}
+	/* No table bigger than the file could hold: every entry takes at
+	 * least 40 bytes, so a count the rest of the file cannot hold is
+	 * cut to what fits before the list is allocated. */
+	if (n > (q->file_size - off) / 40) {
+		finding_add(&img->findings, SEV_ERROR, 60, "header",
+			    "nb_snapshots", "%llu entries of at least 40 bytes "
+			    "from 0x%llx pass the end of the file (room for "
+			    "%llu)", (unsigned long long)n,
+			    (unsigned long long)off,
+			    (unsigned long long)((q->file_size - off) / 40));
+		n = (q->file_size - off) / 40;
+	}
 	img->snaps = vise_alloc(n, sizeof *img->snaps, ALLOC_LIMIT_DEFAULT,
 				"snapshot list", &e);
 	if (!img->snaps)
@@ -542,6 +575,9 @@ void qcow2_read_snapshots(struct image *img)
 }
 
 /* ---- bitmaps ---- */
+
+#define BITMAP_GRAN_BITS_MIN 9
+#define BITMAP_GRAN_BITS_MAX 31
 
 /* Parses one directory entry at p (avail bytes left); returns its padded
  * length or 0 when it does not fit. */
@@ -573,11 +609,19 @@ static uint64_t parse_bitmap(struct image *img, const uint8_t *p,
 	b->name = calloc(1, d.name_size + 1);
 	if (b->name)
 		memcpy(b->name, p + 24 + d.extra_data_size, d.name_size);
-	if (b->gran_bits > 63 || b->type != 1 || (b->flags & ~7u))
+	if (b->type != 1 || (b->flags & ~7u))
 		finding_add(&img->findings, SEV_WARN, at, "bitmap directory",
-			    "", "bitmap '%s': unknown type %u, flags 0x%x or "
-			    "granularity bits %u", b->name ? b->name : "",
-			    b->type, b->flags, b->gran_bits);
+			    "", "bitmap '%s': unknown type %u or flags 0x%x",
+			    b->name ? b->name : "", b->type, b->flags);
+	/* qemu refuses a granularity outside 2^9..2^31 bytes
+	 * (BME_MIN/MAX_GRANULARITY_BITS in block/qcow2-bitmap.c) */
+	if (b->gran_bits < BITMAP_GRAN_BITS_MIN ||
+	    b->gran_bits > BITMAP_GRAN_BITS_MAX)
+		finding_add(&img->findings, SEV_ERROR, at + 17,
+			    "bitmap directory", "granularity_bits",
+			    "bitmap '%s': %u outside the limits %u..%u",
+			    b->name ? b->name : "", b->gran_bits,
+			    BITMAP_GRAN_BITS_MIN, BITMAP_GRAN_BITS_MAX);
 	if (b->table_size && (!cluster_aligned(q, b->table_off) ||
 			      !in_file(q, b->table_off, 8ull * b->table_size)))
 		finding_add(&img->findings, SEV_ERROR, at, "bitmap directory",

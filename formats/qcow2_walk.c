@@ -181,10 +181,13 @@ static void walk_refcounts(struct walk *wk)
 {
 	const struct qcow2 *q = wk->q;
 	uint64_t rt = q->h.refcount_table_offset;
-	uint32_t bits = 1u << q->refcount_order;
+	uint32_t bits;
 
+	/* no table was read when refcount_order is out of range (> 6), so
+	 * the shift waits until one was: a hostile order is not a shift */
 	if (!q->reftable_n)
 		return;
+	bits = 1u << q->refcount_order;
 	claim(wk, OWN_REFTABLE, "refcount table", -1, rt,
 	      q->reftable_n * 8, &qcow2_reftable_entry_desc,
 	      (uint32_t)q->reftable_n, 8);
@@ -398,13 +401,23 @@ static void walk_l2_data(struct walk *wk, const uint8_t *tbl,
 			 uint64_t guest0, bool dedupe)
 {
 	const struct qcow2 *q = wk->q;
-	uint64_t n = 1ull << q->l2_bits;
+	uint64_t n = 1ull << q->l2_bits, next = 0;
+	/* an entry that is the previous one moved by a cluster extends the
+	 * pending run (the same owner, host and guest contiguous): a
+	 * preallocated or sequentially written table is one claim, cheaply */
+	bool fast = !q->ext_l2 && !wk->seen_data;
 
 	for (uint64_t j = 0; j < n && !wk->stop; j++) {
 		const uint8_t *ent = tbl + j * q->l2_entry_bytes;
 		uint64_t e = rd_be64(ent), guest = guest0 + (j << q->cluster_bits);
 		uint64_t host = e & QCOW2_OFFSET_MASK;
 
+		if (fast && next && e == next && wk->have_run) {
+			wk->run.len += q->cluster_size;
+			next += q->cluster_size;
+			continue;
+		}
+		next = 0;
 		if (e & QCOW2_COMPRESSED) {
 			uint64_t h, len;
 			qcow2_comp_decode(q, e, &h, &len);
@@ -418,6 +431,8 @@ static void walk_l2_data(struct walk *wk, const uint8_t *tbl,
 		if (!mark(wk, wk->seen_data, host) && dedupe)
 			continue;
 		data_claim(wk, zero ? OWN_ZERO_ALLOC : OWN_DATA, host, guest);
+		if (!(e & QCOW2_L2_RESERVED))
+			next = e + q->cluster_size;
 	}
 }
 
@@ -534,11 +549,15 @@ static void weak_claim(struct walk *wk, uint64_t first, uint64_t count)
 static void walk_alloc(struct walk *wk)
 {
 	const struct qcow2 *q = wk->q;
-	uint64_t per_block = q->cluster_size * 8 >> q->refcount_order;
-	uint64_t run_start = 0, run_len = 0;
-	uint8_t *blk = malloc(q->cluster_size);
+	uint64_t per_block, run_start = 0, run_len = 0;
+	uint8_t *blk;
 	struct vise_err e = { 0 };
 
+	/* as in walk_refcounts: no table unless refcount_order <= 6 */
+	if (!q->reftable_n)
+		return;
+	per_block = q->cluster_size * 8 >> q->refcount_order;
+	blk = malloc(q->cluster_size);
 	for (uint64_t i = 0; blk && i < q->reftable_n && !wk->stop; i++) {
 		uint64_t b = q->reftable[i] & ~0x1ffull;
 		if (!b || (b & (q->cluster_size - 1)) ||

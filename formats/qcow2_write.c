@@ -24,6 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#if HAVE_ZSTD
+#include <zstd.h>
+#endif
 
 #include "core/convert.h"
 #include "core/endian.h"
@@ -41,6 +44,7 @@ struct q2w {
 	unsigned version;
 	unsigned rorder;          /* refcount bits = 1 << rorder */
 	bool lazy, ext_l2, has_backing;
+	bool zstd;                /* compression_type=zstd */
 	int prealloc;             /* as q2_params.prealloc */
 	uint32_t l2e;             /* bytes per L2 entry: 8, or 16 extended */
 	uint64_t l2n;             /* entries per L2 table */
@@ -76,8 +80,13 @@ static const struct wopt_desc q2_options[] = {
 	  "falloc, full: and their blocks reserved" },
 	{ "backing_file", WOPT_STRING, NULL, NULL, "the output's backing file (-B)" },
 	{ "backing_fmt", WOPT_STRING, NULL, NULL, "the backing file's format (-F)" },
+#if HAVE_ZSTD
+	{ "compression_type", WOPT_ENUM, "zlib", "zlib|zstd",
+	  "how -c compresses clusters (zstd: compat=1.1 only)" },
+#else
 	{ "compression_type", WOPT_ENUM, "zlib", "zlib",
-	  "how -c compresses clusters" },
+	  "how -c compresses clusters (zstd needs a vise built with libzstd)" },
+#endif
 	{ NULL, 0, NULL, NULL, NULL },
 };
 
@@ -85,7 +94,7 @@ static const struct wopt_desc q2_options[] = {
 
 struct q2_params {
 	unsigned version, cb, rorder;
-	bool lazy, ext_l2;
+	bool lazy, ext_l2, zstd;
 	int prealloc;             /* 0 off, 1 metadata, 2 falloc, 3 full */
 };
 
@@ -100,6 +109,21 @@ static int log2_exact(uint64_t v)
 	return b;
 }
 
+/* compression_type, checked before the generic validation so that a
+ * build without libzstd says why zstd is refused. */
+static int q2_compression(const struct writer_opts *o, bool *zstd,
+			  struct vise_err *e)
+{
+	const char *t = wopt_get(o, "compression_type");
+
+	*zstd = t && !strcmp(t, "zstd");
+	if (*zstd && !HAVE_ZSTD)
+		return err_set(e, VE_UNSUPPORTED, "compression_type=zstd: this "
+			       "vise was built without libzstd (install libzstd-dev "
+			       "and run configure again)");
+	return 0;
+}
+
 static int q2_params(const struct writer_opts *o, struct q2_params *p,
 		     struct vise_err *e)
 {
@@ -109,7 +133,8 @@ static int q2_params(const struct writer_opts *o, struct q2_params *p,
 	int b;
 
 	memset(p, 0, sizeof *p);
-	if (wopt_validate(o, q2_options, "qcow2", e) < 0 ||
+	if (q2_compression(o, &p->zstd, e) < 0 ||
+	    wopt_validate(o, q2_options, "qcow2", e) < 0 ||
 	    wopt_size(o, "cluster_size", &cs, e) < 0 ||
 	    wopt_uint(o, "refcount_bits", &rb, e) < 0 ||
 	    wopt_bool(o, "lazy_refcounts", &p->lazy, e) < 0 ||
@@ -136,6 +161,8 @@ static int q2_params(const struct writer_opts *o, struct q2_params *p,
 			       p->lazy ? "lazy_refcounts" : "extended_l2");
 	if (p->ext_l2 && cs < 16384)
 		return err_set(e, VE_USAGE, "extended_l2 needs cluster_size of 16k or more");
+	if (p->version == 2 && p->zstd)
+		return err_set(e, VE_USAGE, "compression_type=zstd needs compat=1.1");
 	return 0;
 }
 
@@ -434,17 +461,14 @@ static bool looks_random(const uint8_t *p, size_t n)
 /* Raw deflate, 4 KiB window, as qemu writes it.  A short last unit is
  * compressed padded with zeros to a whole cluster (readers inflate a
  * whole cluster).  Only output smaller than the unit pays. */
-static size_t q2_compress(const struct writer *w, const void *in, size_t len,
-			  void *out, size_t outcap)
+static size_t q2_deflate(const struct q2w *q, const void *in, size_t len,
+			 void *out, size_t outcap)
 {
 	static const uint8_t zeros[4096];
-	const struct q2w *q = w->priv;
 	size_t pad = q->cs - len, got = 0;
 	z_stream z;
 	int r;
 
-	if (len >= 16384 && looks_random(in, len))
-		return 0;
 	memset(&z, 0, sizeof z);
 	if (outcap < 2 || deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
 				       -12, 9, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -468,9 +492,46 @@ static size_t q2_compress(const struct writer *w, const void *in, size_t len,
 	return got;
 }
 
+#if HAVE_ZSTD
+/* One zstd frame of a whole cluster at zstd's default level, as qemu
+ * writes it (its reader wants exactly one cluster out, so a short last
+ * unit is padded with zeros first). */
+static size_t q2_zstd(const struct q2w *q, const void *in, size_t len,
+		      void *out, size_t outcap)
+{
+	uint8_t *padded = NULL;
+	size_t r;
+
+	if (len < q->cs) {
+		padded = calloc(1, q->cs);
+		if (!padded)
+			return 0;
+		memcpy(padded, in, len);
+		in = padded;
+	}
+	r = ZSTD_compress(out, outcap - 1, in, q->cs, ZSTD_CLEVEL_DEFAULT);
+	free(padded);
+	return ZSTD_isError(r) ? 0 : r;
+}
+#endif
+
+static size_t q2_compress(const struct writer *w, const void *in, size_t len,
+			  void *out, size_t outcap)
+{
+	const struct q2w *q = w->priv;
+
+	if (len >= 16384 && looks_random(in, len))
+		return 0;
+#if HAVE_ZSTD
+	if (q->zstd)
+		return outcap < 2 ? 0 : q2_zstd(q, in, len, out, outcap);
+#endif
+	return q2_deflate(q, in, len, out, outcap);
+}
+
 /* ---- finish: tables, refcounts, header ---- */
 
-static void rc_set(uint8_t *blk, unsigned order, uint64_t i, uint64_t v)
+void qcow2_refblock_set(uint8_t *blk, uint32_t order, uint64_t i, uint64_t v)
 {
 	unsigned bits = 1u << order;
 
@@ -548,7 +609,7 @@ static int q2_write_refcounts(struct writer *w, uint64_t *rt_off,
 				xi++;
 			if (xi < q->nexc && (q->exc[xi] >> 16) == cl)
 				v = q->exc[xi] & 0xffff;
-			rc_set(blk, q->rorder, j, v);
+			qcow2_refblock_set(blk, q->rorder, j, v);
 		}
 		r = src_write(w->out, boff + (i << q->cb), blk, q->cs, e);
 	}
@@ -623,10 +684,12 @@ static int q2_write_header(struct writer *w, uint64_t rt_off, uint64_t rt_cl,
 	wr_be64(h + 48, rt_off);
 	wr_be32(h + 56, (uint32_t)rt_cl);
 	if (q->version >= 3) {
-		wr_be64(h + 72, q->ext_l2 ? QCOW2_INCOMPAT_EXTL2 : 0);
+		wr_be64(h + 72, (q->ext_l2 ? QCOW2_INCOMPAT_EXTL2 : 0) |
+			(q->zstd ? QCOW2_INCOMPAT_COMPRESSION : 0));
 		wr_be64(h + 80, q->lazy ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0);
 		wr_be32(h + 96, q->rorder);
 		wr_be32(h + 100, (uint32_t)hl);
+		h[104] = q->zstd ? QCOW2_COMP_ZSTD : QCOW2_COMP_ZLIB;
 	}
 	if (bfl)
 		pos = q2_put_ext(h, pos, QCOW2_EXT_BACKING_FMT, q->backing_fmt, bfl);
@@ -777,6 +840,7 @@ static int q2_begin(struct writer *w, const struct writer_opts *o,
 	q->rorder = p.rorder;
 	q->lazy = p.lazy;
 	q->ext_l2 = p.ext_l2;
+	q->zstd = p.zstd;
 	q->prealloc = p.prealloc;
 	q->has_backing = bf != NULL;
 	q->backing = bf ? strdup(bf) : NULL;

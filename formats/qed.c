@@ -339,4 +339,6 @@ const struct driver qed_driver = {
 	.info = qed_info,
 	.sdescs = qed_sdescs,
 	.writer = &qed_writer_ops,
+	.check = qed_check,
+	.repair = qed_repair,
 };

@@ -92,6 +92,9 @@ struct qed {
 	uint64_t clock;
 	uint64_t reported[32];    /* entries already given a finding */
 	unsigned nreported;
+	bool checked;             /* check() reported every broken entry:
+				   * reads no longer do */
+	uint64_t chk_invalid;     /* broken entries check() found */
 };
 
 static inline struct qed *qed_of(const struct image *img)
@@ -101,6 +104,8 @@ static inline struct qed *qed_of(const struct image *img)
 
 /* qed_map.c */
 bool qed_report_once(struct qed *q, uint64_t at);
+bool qed_data_ok(const struct qed *q, uint64_t off);
+const char *qed_why_bad(const struct qed *q, uint64_t off);
 int qed_table_entry(struct image *img, uint64_t table, uint64_t i,
 		    uint64_t *val, struct vise_err *e);
 bool qed_table_ok(const struct qed *q, uint64_t off);
@@ -110,6 +115,20 @@ int qed_trace(struct image *img, uint64_t off, const struct tracer *t,
 	      struct vise_err *e);
 int qed_walk(struct image *img, unsigned what, const struct walker *w,
 	     struct vise_err *e);
+
+/* qed_check.c: the driver's check() and repair() (core/driver.h), and
+ * the record of a broken L1 entry (is_l2 false) or L2 entry at file
+ * offset at, holding val, whether a read or the check meets it.  seen
+ * may be NULL. */
+struct check_ctx;
+struct plan;
+struct seen;
+int qed_check(struct image *img, struct check_ctx *cc, struct vise_err *e);
+int qed_repair(struct image *img, struct check_ctx *cc, unsigned what,
+	       struct plan *p, struct vise_err *e);
+void qed_entry_problem(struct image *img, const struct seen *seen,
+		       uint64_t l1i, uint64_t l2i, bool is_l2, uint64_t at,
+		       uint64_t val);
 
 /* qed_write.c */
 extern const struct writer_ops qed_writer_ops;

@@ -37,14 +37,14 @@ bool qed_table_ok(const struct qed *q, uint64_t off)
 	       off <= q->file_size && q->table_bytes <= q->file_size - off;
 }
 
-static bool data_ok(const struct qed *q, uint64_t off)
+bool qed_data_ok(const struct qed *q, uint64_t off)
 {
 	return !(off & (q->cluster_size - 1)) && off >= q->header_bytes &&
 	       off < q->file_size;
 }
 
 /* Why a table or data offset was refused, for the finding. */
-static const char *why_bad(const struct qed *q, uint64_t off)
+const char *qed_why_bad(const struct qed *q, uint64_t off)
 {
 	if (off & (q->cluster_size - 1))
 		return "is not cluster aligned";
@@ -98,26 +98,28 @@ int qed_table_entry(struct image *img, uint64_t table, uint64_t i,
 	return 0;
 }
 
-static int bad_entry(struct image *img, const char *structure, int64_t idx,
-		     uint64_t at, struct vise_err *e, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
-
-/* Records a finding for the entry at `at` (once) and fails. */
-static int bad_entry(struct image *img, const char *structure, int64_t idx,
-		     uint64_t at, struct vise_err *e, const char *fmt, ...)
+/* A broken entry met on the read path: the finding (once, and not when
+ * the check already reported every broken entry) and the error. */
+static int bad_entry(struct image *img, uint64_t l1i, uint64_t l2i,
+		     bool is_l2, uint64_t at, uint64_t val, struct vise_err *e)
 {
-	char msg[160], fl[40];
-	va_list ap;
+	struct qed *q = qed_of(img);
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	snprintf(fl, sizeof fl, "entry %lld", (long long)idx);
-	if (qed_report_once(qed_of(img), at))
-		finding_add(&img->findings, SEV_ERROR, at, structure, fl, "%s",
-			    msg);
-	return err_set(e, VE_FORMAT, "%s entry %lld at 0x%llx: %s", structure,
-		       (long long)idx, (unsigned long long)at, msg);
+	if (!q->checked && qed_report_once(q, at))
+		qed_entry_problem(img, NULL, l1i, l2i, is_l2, at, val);
+	if (!is_l2)
+		return err_set(e, VE_FORMAT, "L1 table entry %llu at 0x%llx: "
+			       "L2 table at 0x%llx (0x%llx bytes) %s (size "
+			       "0x%llx)", (unsigned long long)l1i,
+			       (unsigned long long)at, (unsigned long long)val,
+			       (unsigned long long)q->table_bytes,
+			       qed_why_bad(q, val),
+			       (unsigned long long)q->file_size);
+	return err_set(e, VE_FORMAT, "L2 table %llu entry %llu at 0x%llx: data "
+		       "cluster offset 0x%llx %s (file size 0x%llx)",
+		       (unsigned long long)l1i, (unsigned long long)l2i,
+		       (unsigned long long)at, (unsigned long long)val,
+		       qed_why_bad(q, val), (unsigned long long)q->file_size);
 }
 
 static int no_map(struct vise_err *e)
@@ -130,7 +132,6 @@ static int no_map(struct vise_err *e)
 struct qed_pos {
 	uint64_t l1i, l2i, in;
 	uint64_t l1e;             /* the L1 entry: the L2 table's offset */
-	char l2name[40];
 };
 
 static int find_l2(struct image *img, uint64_t off, struct qed_pos *p,
@@ -143,16 +144,10 @@ static int find_l2(struct image *img, uint64_t off, struct qed_pos *p,
 	p->l1i = off / q->l2_span;
 	p->l2i = off % q->l2_span / q->cluster_size;
 	p->in = off % q->cluster_size;
-	snprintf(p->l2name, sizeof p->l2name, "L2 table %llu",
-		 (unsigned long long)p->l1i);
 	int r = qed_table_entry(img, l1, p->l1i, &p->l1e, e);
 	if (r < 0 || !p->l1e || qed_table_ok(q, p->l1e))
 		return r;
-	return bad_entry(img, "L1 table", (int64_t)p->l1i, l1 + 8 * p->l1i, e,
-			 "L2 table at 0x%llx (0x%llx bytes) %s (size 0x%llx)",
-			 (unsigned long long)p->l1e,
-			 (unsigned long long)q->table_bytes, why_bad(q, p->l1e),
-			 (unsigned long long)q->file_size);
+	return bad_entry(img, p->l1i, 0, false, l1 + 8 * p->l1i, p->l1e, e);
 }
 
 static int classify(struct image *img, const struct qed_pos *p,
@@ -170,13 +165,10 @@ static int classify(struct image *img, const struct qed_pos *p,
 		*kind = EXT_UNALLOC;
 	else if (v == QED_ZERO_CLUSTER)
 		*kind = EXT_ZERO;
-	else if (data_ok(q, v))
+	else if (qed_data_ok(q, v))
 		*kind = EXT_DATA;
 	else
-		return bad_entry(img, p->l2name, (int64_t)l2i, p->l1e + 8 * l2i,
-				 e, "data cluster offset 0x%llx %s (file size "
-				 "0x%llx)", (unsigned long long)v,
-				 why_bad(q, v), (unsigned long long)q->file_size);
+		return bad_entry(img, p->l1i, l2i, true, p->l1e + 8 * l2i, v, e);
 	return 0;
 }
 

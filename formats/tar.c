@@ -82,20 +82,46 @@ static bool tar_number(const uint8_t *p, size_t w, uint64_t *out)
 	return true;
 }
 
+/* The sum POSIX defines: every byte unsigned, the chksum field counted
+ * as eight spaces. */
+unsigned long tar_checksum(const uint8_t *blk)
+{
+	unsigned long usum = 0;
+
+	for (int i = 0; i < TAR_BLOCK; i++)
+		usum += (i >= 148 && i < 156) ? ' ' : blk[i];
+	return usum;
+}
+
 static bool checksum_ok(const uint8_t *blk)
 {
 	uint64_t stored;
-	unsigned long usum = 0;
 	long ssum = 0;
 
 	if (!tar_number(blk + 148, 8, &stored))
 		return false;
-	for (int i = 0; i < TAR_BLOCK; i++) {
-		uint8_t b = (i >= 148 && i < 156) ? ' ' : blk[i];
-		usum += b;
-		ssum += (signed char)b;
-	}
-	return stored == usum || (int64_t)stored == ssum;
+	for (int i = 0; i < TAR_BLOCK; i++)
+		ssum += (signed char)((i >= 148 && i < 156) ? ' ' : blk[i]);
+	return stored == tar_checksum(blk) || (int64_t)stored == ssum;
+}
+
+void tar_checksum_texts(const uint8_t *blk, char found[48], char expected[48])
+{
+	size_t n = 0;
+
+	for (int i = 148; i < 156; i++)
+		if (blk[i] >= '0' && blk[i] <= '7' && n < 47)
+			found[n++] = (char)blk[i];
+		else if (blk[i] != ' ' && blk[i] != 0 && n < 44) {
+			n += (size_t)snprintf(found + n, 48 - n, "\\x%02x",
+					      blk[i]);
+			if (n > 47)
+				n = 47;
+		}
+	found[n] = 0;
+	if (!n)
+		snprintf(found, 48, "(empty)");
+	snprintf(expected, 48, "%06lo", tar_checksum(blk));
 }
 
 static bool block_is_zero(const uint8_t *blk)
@@ -497,9 +523,14 @@ static int scan_one(struct scan *sc, uint64_t *pos, tar_entry_fn fn, void *ctx)
 		return 1;
 	}
 	if (!checksum_ok(blk)) {
-		finding_add(sc->f, SEV_ERROR, off + 148, "tar header", "chksum",
-			    "checksum '%.8s' does not match the header's bytes: "
-			    "the listing stops", (const char *)blk + 148);
+		char found[48], want[48], name[TAR_BLOCK];
+
+		tar_checksum_texts(blk, found, want);
+		tar_header_name(blk, name, sizeof name);
+		problem_add(sc->f, PC_CORRUPT, off + 148, "tar header", "chksum",
+			    found, want, "checksum of the header of '%.100s' "
+			    "does not match the header's bytes: the listing "
+			    "stops", name);
 		stop(sc, off);
 		return 1;
 	}
@@ -553,12 +584,17 @@ static int scan_one(struct scan *sc, uint64_t *pos, tar_entry_fn fn, void *ctx)
 	te.data_off = data;
 	scan_reset_ext(sc);
 	if (sc->in->size != UINT64_MAX && size > sc->in->size - data) {
+		char found[24], want[32];
+
 		te.truncated = true;
-		finding_add(sc->f, SEV_ERROR, off + 124, "tar header", "size",
-			    "member '%.120s' claims %llu bytes at 0x%llx, past the "
-			    "end of the archive (size %llu): the listing stops",
-			    te.name, (unsigned long long)size,
-			    (unsigned long long)data,
+		snprintf(found, sizeof found, "%llu", (unsigned long long)size);
+		snprintf(want, sizeof want, "<= %llu",
+			 (unsigned long long)(sc->in->size - data));
+		problem_add(sc->f, PC_CORRUPT, off + 124, "tar header", "size",
+			    found, want, "member '%.100s' claims %llu bytes at "
+			    "0x%llx, past the end of the archive (size %llu): "
+			    "the listing stops", te.name,
+			    (unsigned long long)size, (unsigned long long)data,
 			    (unsigned long long)sc->in->size);
 	}
 	r = fn ? fn(ctx, &te) : 0;
@@ -999,4 +1035,5 @@ const struct driver tar_driver = {
 	.list = tar_list,
 	.member = tar_op_member,
 	.sdescs = tar_sdescs,
+	.check = tar_check,
 };

@@ -113,6 +113,11 @@ int tar_scan(const struct tar_input *in, struct findings *f,
 	     struct vise_err *e);
 void tar_archive_free(struct tar_archive *ar);
 
+/* The header checksum POSIX defines (unsigned sum, chksum as spaces), and
+ * the stored and computed ones as text for a check's found/expected. */
+unsigned long tar_checksum(const uint8_t *blk);
+void tar_checksum_texts(const uint8_t *blk, char found[48], char expected[48]);
+
 /* Whether the first 512 bytes are a tar header with a valid checksum. */
 bool tar_header_valid(const uint8_t *blk, size_t len);
 /* Valid, or at least carrying the "ustar" magic (a damaged header). */
@@ -148,6 +153,12 @@ int tar_op_walk(struct image *img, unsigned what, const struct walker *w,
 		struct vise_err *e);
 int tar_op_trace(struct image *img, uint64_t off, const struct tracer *t,
 		 struct vise_err *e);
+/* `vise check` of a tar (tar_check.c): every header's checksum, going on
+ * past a damaged header where its size can still be read, names that
+ * cannot be extracted, data after the end-of-archive blocks. */
+struct check_ctx;
+int tar_check(struct image *img, struct check_ctx *cc, struct vise_err *e);
+
 /* tar's info: member count, end-of-archive state. */
 void tar_info_archive(const struct tar_archive *ar, struct sink *s);
 

@@ -396,8 +396,8 @@ static int read_header(struct image *img, struct vise_err *e)
 
 /* ---- open: the block map ---- */
 
-void vdi_map_finding(struct image *img, enum severity sev, uint32_t i,
-		     const char *fmt, ...)
+struct finding *vdi_map_finding(struct image *img, enum severity sev,
+				uint32_t i, const char *fmt, ...)
 {
 	struct vdi *v = vdi_of(img);
 	char msg[200], fl[40];
@@ -407,8 +407,52 @@ void vdi_map_finding(struct image *img, enum severity sev, uint32_t i,
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	snprintf(fl, sizeof fl, "entry %u", i);
-	finding_add(&img->findings, sev, v->off_bmap + 4ull * i, "block map",
-		    fl, "%s", msg);
+	struct finding *x = finding_add(&img->findings, sev,
+					v->off_bmap + 4ull * i, "block map",
+					fl, "%s", msg);
+	uint64_t g = (uint64_t)i * v->block_size;
+	if (v->map_ok && g < img->virtual_size)
+		finding_guest(x, g, img->virtual_size - g < v->block_size ?
+			      img->virtual_size - g : v->block_size);
+	return x;
+}
+
+/* A finding on entry i that says what it holds and what it should. */
+static void entry_problem(struct image *img, uint32_t i, uint32_t x,
+			  const char *expected, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void entry_problem(struct image *img, uint32_t i, uint32_t x,
+			  const char *expected, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	struct finding *f = vdi_map_finding(img, SEV_ERROR, i, "%s", msg);
+	snprintf(f->found, sizeof f->found, "block %u", x);
+	snprintf(f->expected, sizeof f->expected, "%s", expected);
+}
+
+/* What the header should say: qemu-img check and the writers of QEMU and
+ * VirtualBox count the entries that name a block inside the image (an
+ * entry out of range names none), duplicates included. */
+static void check_allocated_count(struct image *img)
+{
+	struct vdi *v = vdi_of(img);
+	char found[24], expected[24];
+
+	if (v->counted == v->blocks_alloc_hdr)
+		return;
+	snprintf(found, sizeof found, "%u", v->blocks_alloc_hdr);
+	snprintf(expected, sizeof expected, "%u", v->counted);
+	problem_add(&img->findings, PC_CORRUPT, field_off(v, "blocks_allocated"),
+		    HDR, "blocks_allocated", found, expected, "%u, but the "
+		    "block map names %u blocks: the next block written would "
+		    "go to index %u", v->blocks_alloc_hdr, v->counted,
+		    v->blocks_alloc_hdr);
 }
 
 /* Counts the allocated entries and reports the ones that name a block
@@ -418,6 +462,7 @@ static void scan_map(struct image *img)
 	struct vdi *v = vdi_of(img);
 	uint64_t nseen = v->blocks_hdr;
 	struct vise_err e2 = { 0 };
+	char exp[48];
 
 	/* Blocks past the end of the file are reported as such; the bitmap
 	 * of blocks seen needs to cover only those inside it. */
@@ -426,34 +471,36 @@ static void scan_map(struct image *img)
 	uint8_t *seen = vise_alloc((nseen + 7) / 8, 1, ALLOC_LIMIT_DEFAULT,
 				   "VDI block bitmap", &e2);
 
+	snprintf(exp, sizeof exp, "below blocks_in_image (%u)", v->blocks_hdr);
 	for (uint32_t i = 0; i < v->nmap; i++) {
 		uint32_t x = v->bmap[i];
 		if (x >= VDI_BLOCK_ZERO)
 			continue;
-		v->counted++;
 		if (x >= v->blocks_hdr) {
-			vdi_map_finding(img, SEV_ERROR, i, "block index %u is not "
-				    "below blocks_in_image (%u)", x,
-				    v->blocks_hdr);
-		} else if (!seen || x >= nseen) {
+			entry_problem(img, i, x, exp, "block index %u is not "
+				      "below blocks_in_image (%u)", x,
+				      v->blocks_hdr);
+			continue;
+		}
+		v->counted++;
+		if (!seen || x >= nseen) {
 			;       /* past the end of the file: reported below */
 		} else if (seen[x / 8] & (1u << (x % 8))) {
-			vdi_map_finding(img, SEV_ERROR, i, "block index %u is also "
-				    "used by an earlier entry", x);
+			entry_problem(img, i, x, "a block no other entry names",
+				      "block index %u is also used by an "
+				      "earlier entry", x);
 		} else {
 			seen[x / 8] |= (uint8_t)(1u << (x % 8));
 		}
 		if (v->map_ok && vdi_block_host(v, x) >= v->file_size)
-			vdi_map_finding(img, SEV_ERROR, i, "data block %u at 0x%llx "
-				    "past end of file (size 0x%llx)", x,
-				    (unsigned long long)vdi_block_host(v, x),
-				    (unsigned long long)v->file_size);
+			entry_problem(img, i, x, "inside the file",
+				      "data block %u at 0x%llx past end of "
+				      "file (size 0x%llx)", x,
+				      (unsigned long long)vdi_block_host(v, x),
+				      (unsigned long long)v->file_size);
 	}
 	free(seen);
-	if (v->counted != v->blocks_alloc_hdr)
-		hdr_finding(img, SEV_WARN, "blocks_allocated", "%u, but the "
-			    "block map names %u blocks", v->blocks_alloc_hdr,
-			    v->counted);
+	check_allocated_count(img);
 }
 
 static int read_map(struct image *img, struct vise_err *e)
@@ -569,4 +616,6 @@ const struct driver vdi_driver = {
 	.info = vdi_info,
 	.sdescs = vdi_sdescs,
 	.writer = &vdi_writer_ops,
+	.check = vdi_check,
+	.repair = vdi_repair,
 };

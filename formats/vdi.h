@@ -138,7 +138,8 @@ struct vdi {
 	uint32_t blocks_alloc_hdr;     /* blocks_allocated as stored */
 	uint32_t nmap;                 /* map entries read (inside the file) */
 	uint32_t guest_blocks;         /* blocks the virtual size spans */
-	uint32_t counted;              /* entries that name a block */
+	uint32_t counted;              /* entries naming a block below
+					 * blocks_in_image, as qemu counts */
 	bool map_ok;                   /* block size etc. allow a guest map */
 	uint32_t *bmap;                /* host byte order */
 	uint64_t file_size;
@@ -168,9 +169,9 @@ static inline uint64_t vdi_block_host(const struct vdi *v, uint32_t index)
 bool vdi_uuid_null(const uint8_t *u);
 void vdi_uuid_str(const uint8_t *u, char *out, size_t len);
 
-/* A finding on block map entry i. */
-void vdi_map_finding(struct image *img, enum severity sev, uint32_t i,
-		     const char *fmt, ...)
+/* A finding on block map entry i, with the guest block it maps. */
+struct finding *vdi_map_finding(struct image *img, enum severity sev,
+				uint32_t i, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /* vdi_map.c */
@@ -183,6 +184,13 @@ int vdi_trace(struct image *img, uint64_t off, const struct tracer *t,
 
 /* vdi_parent.c: finds the parent of a differencing image by UUID. */
 void vdi_find_parent(struct image *img);
+
+/* vdi_check.c: the driver's check() and repair() (core/driver.h) */
+struct check_ctx;
+struct plan;
+int vdi_check(struct image *img, struct check_ctx *cc, struct vise_err *e);
+int vdi_repair(struct image *img, struct check_ctx *cc, unsigned what,
+	       struct plan *p, struct vise_err *e);
 
 /* vdi_write.c */
 extern const struct writer_ops vdi_writer_ops;

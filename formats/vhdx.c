@@ -121,12 +121,16 @@ static void read_header(struct image *img, int i)
 			 "signature is not \"head\"");
 		hdr_finding(img, i, SEV_ERROR, "signature", "not \"head\"");
 	} else if (stored != v->hdr_crc[i]) {
+		char found[48], want[48];
 		snprintf(v->hdr_why[i], sizeof v->hdr_why[i],
 			 "checksum 0x%08x stored, 0x%08x computed", stored,
 			 v->hdr_crc[i]);
-		hdr_finding(img, i, SEV_ERROR, "checksum",
-			    "CRC-32C 0x%08x stored, 0x%08x computed: header "
-			    "ignored", stored, v->hdr_crc[i]);
+		snprintf(found, sizeof found, "0x%08x", stored);
+		snprintf(want, sizeof want, "0x%08x", v->hdr_crc[i]);
+		problem_add(&img->findings, PC_CORRUPT, hdr_field_off(i,
+			    "checksum"), i ? "header 2" : "header 1", "checksum",
+			    found, want, "CRC-32C 0x%08x stored, 0x%08x "
+			    "computed: header ignored", stored, v->hdr_crc[i]);
 	} else if (v->hdr[i].version != 1) {
 		snprintf(v->hdr_why[i], sizeof v->hdr_why[i],
 			 "version %llu is not 1",
@@ -374,4 +378,6 @@ const struct driver vhdx_driver = {
 	.info = vhdx_info,
 	.sdescs = vhdx_sdescs,
 	.writer = &vhdx_writer_ops,
+	.check = vhdx_check,
+	.repair = vhdx_repair,
 };

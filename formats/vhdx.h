@@ -404,6 +404,13 @@ int vhdx_trace(struct image *img, uint64_t off, const struct tracer *t,
 int vhdx_walk(struct image *img, unsigned what, const struct walker *w,
 	      struct vise_err *e);
 
+/* vhdx_check.c, vhdx_repair.c: `vise check` and `check -r` */
+struct check_ctx;
+struct plan;
+int vhdx_check(struct image *img, struct check_ctx *cc, struct vise_err *e);
+int vhdx_repair(struct image *img, struct check_ctx *cc, unsigned what,
+		struct plan *p, struct vise_err *e);
+
 /* vhdx_write.c */
 extern const struct writer_ops vhdx_writer_ops;
 

@@ -31,14 +31,15 @@ static void finding_at(struct image *img, enum severity sev, uint64_t off,
 
 /* finding_at, remembering the message in why (for the open error: when
  * open fails the findings are never shown). */
-static void finding_why(struct image *img, char *why, size_t wlen,
-			uint64_t off, const char *st, const char *field,
-			const char *fmt, ...)
+static struct finding *finding_why(struct image *img, char *why, size_t wlen,
+				   uint64_t off, const char *st,
+				   const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 7, 8)));
 
-static void finding_why(struct image *img, char *why, size_t wlen,
-			uint64_t off, const char *st, const char *field,
-			const char *fmt, ...)
+/* Returns the finding, for a caller that adds found/expected values. */
+static struct finding *finding_why(struct image *img, char *why, size_t wlen,
+				   uint64_t off, const char *st,
+				   const char *field, const char *fmt, ...)
 {
 	char msg[200];
 	va_list ap;
@@ -46,11 +47,13 @@ static void finding_why(struct image *img, char *why, size_t wlen,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	finding_add(&img->findings, SEV_ERROR, off, st, field, "%s", msg);
+	struct finding *x = finding_add(&img->findings, SEV_ERROR, off, st,
+					field, "%s", msg);
 	/* a long message is cut short; the finding keeps it whole */
 	if (snprintf(why, wlen, "%s field '%s' at 0x%llx: %s", st, field,
 		     (unsigned long long)off, msg) >= (int)wlen)
 		why[wlen - 1] = 0;
+	return x;
 }
 
 /* ---- region table ---- */
@@ -85,9 +88,11 @@ static bool rt_valid(struct image *img, int i, const uint8_t *buf,
 	uint32_t c = crc32c(0, copy, VHDX_RT_SIZE);
 	free(copy);
 	if (c != rd_le32(buf + 4)) {
-		finding_why(img, why, wl, base + 4, st, "checksum",
-			   "CRC-32C 0x%08x stored, 0x%08x computed: table "
-			   "ignored", rd_le32(buf + 4), c);
+		struct finding *x = finding_why(img, why, wl, base + 4, st,
+			"checksum", "CRC-32C 0x%08x stored, 0x%08x computed: "
+			"table ignored", rd_le32(buf + 4), c);
+		snprintf(x->found, sizeof x->found, "0x%08x", rd_le32(buf + 4));
+		snprintf(x->expected, sizeof x->expected, "0x%08x", c);
 		return false;
 	}
 	return true;

@@ -554,6 +554,39 @@ static uint64_t vmdk_allocated(struct image *img)
 	return total;
 }
 
+/* The extent opened for descriptor line x, or NULL. */
+static const struct vmdk_extent *opened_extent(const struct vmdk *v,
+					       const struct vmdk_dext *x)
+{
+	for (size_t j = 0; j < v->next; j++)
+		if (v->ext[j].d == x)
+			return &v->ext[j];
+	return NULL;
+}
+
+/* Every extent line that names a file, opened or not: `inspect` judges
+ * them all.  A monolithic sparse file is its own only extent. */
+static void vmdk_externals(struct image *img, const struct extfile_visitor *ev)
+{
+	const struct vmdk *v = vmdk_of(img);
+
+	if (!v || v->monolithic || !v->have_desc)
+		return;
+	for (size_t i = 0; i < v->desc.next; i++) {
+		const struct vmdk_dext *x = &v->desc.ext[i];
+		const struct vmdk_extent *o = opened_extent(v, x);
+		struct extfile f = {
+			.role = "extent", .name = x->fname,
+			.path = o ? o->path : NULL,
+			.type = vmdk_etype_name(x->type),
+			.offset = x->line_off, .opened = o && o->src,
+		};
+
+		if (x->fname)
+			ev->file(ev->ctx, &f);
+	}
+}
+
 const struct driver vmdk_driver = {
 	.name = "vmdk",
 	.aliases = NULL,
@@ -571,6 +604,8 @@ const struct driver vmdk_driver = {
 	.trace = vmdk_trace,
 	.info = vmdk_info,
 	.allocated = vmdk_allocated,
+	.externals = vmdk_externals,
 	.sdescs = vmdk_sdescs,
 	.writer = &vmdk_writer_ops,
+	.check = vmdk_check,
 };

@@ -212,6 +212,8 @@ struct vmdk {
 	bool stream_checked;       /* the walk reported the marker chain */
 	uint64_t reported[64];     /* read-path findings already made */
 	unsigned nreported;
+	bool checked;              /* check() reported every table entry:
+				    * reads no longer do */
 };
 
 static inline struct vmdk *vmdk_of(const struct image *img)
@@ -245,6 +247,36 @@ struct vmdk_extent *vmdk_extent_at(struct vmdk *v, uint64_t off);
 void vmdk_gte_past_eof(struct image *img, struct vmdk_extent *x,
 		       uint32_t gdi, uint32_t gti, uint32_t gte);
 void vmdk_check_cid(struct image *img);
+
+/* vmdk_check.c: the driver's check() (core/driver.h), and the records
+ * of problems that open, the walk, the reads and the check all meet, made
+ * by one function each so that the check can tell it saw them already
+ * (seen may be NULL). */
+struct check_ctx;
+struct seen;
+enum vmdk_marker_problem {
+	VMDK_MP_GRAIN_SIZE,        /* a grain marker's size passes 2 grains */
+	VMDK_MP_LBA,               /* its lba passes the capacity */
+	VMDK_MP_TYPE,              /* a metadata marker of unknown type */
+	VMDK_MP_NUM_SECTORS,       /* metadata passing the end of the file */
+};
+int vmdk_check(struct image *img, struct check_ctx *cc, struct vise_err *e);
+/* entry gti of grain table gdi names sector gte, past the end */
+void vmdk_gte_problem(struct image *img, const struct seen *s,
+		      const struct vmdk_extent *x, uint32_t gdi, uint32_t gti,
+		      uint32_t gte);
+/* the redundant directory's entry i is allocated where the primary's is
+ * not, or the other way round */
+void vmdk_rgd_problem(struct image *img, const struct seen *s,
+		      const struct vmdk_extent *x, uint32_t i);
+/* entry j of redundant grain table i differs from the primary's */
+void vmdk_rgt_problem(struct image *img, const struct seen *s,
+		      const struct vmdk_extent *x, uint32_t i, uint32_t j,
+		      uint32_t primary, uint32_t redundant);
+/* the stream marker at pos */
+void vmdk_marker_problem(struct image *img, const struct seen *s,
+			 const struct vmdk_extent *x, uint64_t pos,
+			 enum vmdk_marker_problem k, uint64_t value);
 
 /* vmdk_walk.c */
 int vmdk_walk(struct image *img, unsigned what, const struct walker *w,

@@ -96,14 +96,9 @@ void vmdk_gte_past_eof(struct image *img, struct vmdk_extent *x,
 	uint64_t at = (uint64_t)sp->gd[gdi] * VMDK_SECTOR + 4ull * gti;
 
 	if ((uint64_t)gte * VMDK_SECTOR < sp->file_size ||
-	    !vmdk_report_once(vmdk_of(img), at))
+	    vmdk_of(img)->checked || !vmdk_report_once(vmdk_of(img), at))
 		return;
-	finding_add(&img->findings, SEV_ERROR, x->src == img->src ? at :
-		    FINDING_NO_OFFSET, "grain table", "entry",
-		    "grain table %u entry %u: grain at sector %u (0x%llx) "
-		    "passes the end of '%s' (0x%llx bytes); reads as zeros",
-		    gdi, gti, gte, (unsigned long long)gte * VMDK_SECTOR,
-		    x->src->name, (unsigned long long)sp->file_size);
+	vmdk_gte_problem(img, NULL, x, gdi, gti, gte);
 }
 
 /* Reads the grain marker at host; *size is its compressed byte count. */

@@ -123,8 +123,10 @@ static int check_geometry(struct image *img, struct vmdk_extent *x,
 			       (unsigned long long)h->version);
 	if (!h->grain_size || h->grain_size > VMDK_MAX_GRAIN_SECTORS)
 		return err_set(e, VE_FORMAT, "sparse header field 'grain_size' "
-			       "of '%s': %llu sectors outside 1..%u",
-			       ext_name(x), (unsigned long long)h->grain_size,
+			       "at 0x%llx of '%s': %llu sectors outside 1..%u",
+			       (unsigned long long)
+			       hdr_field_off(sp, "grain_size"), ext_name(x),
+			       (unsigned long long)h->grain_size,
 			       VMDK_MAX_GRAIN_SECTORS);
 	if (h->grain_size & (h->grain_size - 1) || h->grain_size < 8)
 		hdr_finding(img, x, SEV_WARN, "grain_size", "%llu sectors is "
@@ -132,8 +134,9 @@ static int check_geometry(struct image *img, struct vmdk_extent *x,
 			    (unsigned long long)h->grain_size);
 	if (!h->num_gtes_per_gt || h->num_gtes_per_gt > VMDK_MAX_GTES)
 		return err_set(e, VE_FORMAT, "sparse header field "
-			       "'num_gtes_per_gt' of '%s': %llu outside 1..%u",
-			       ext_name(x),
+			       "'num_gtes_per_gt' at 0x%llx of '%s': %llu "
+			       "outside 1..%u", (unsigned long long)
+			       hdr_field_off(sp, "num_gtes_per_gt"), ext_name(x),
 			       (unsigned long long)h->num_gtes_per_gt,
 			       VMDK_MAX_GTES);
 	if (h->num_gtes_per_gt != VMDK_MAX_GTES)
@@ -141,9 +144,11 @@ static int check_geometry(struct image *img, struct vmdk_extent *x,
 			    "specification says 512",
 			    (unsigned long long)h->num_gtes_per_gt);
 	if (h->capacity > VMDK_MAX_EXTENT_SECTORS)
-		return err_set(e, VE_FORMAT, "sparse header field 'capacity' of "
-			       "'%s': %llu sectors passes the limit of 2^54",
-			       ext_name(x), (unsigned long long)h->capacity);
+		return err_set(e, VE_FORMAT, "sparse header field 'capacity' at "
+			       "0x%llx of '%s': %llu sectors passes the limit "
+			       "of 2^54", (unsigned long long)
+			       hdr_field_off(sp, "capacity"), ext_name(x),
+			       (unsigned long long)h->capacity);
 	sp->grain_bytes = h->grain_size * VMDK_SECTOR;
 	sp->gtes = (uint32_t)h->num_gtes_per_gt;
 	sp->gt_cover = sp->grain_bytes * sp->gtes;
@@ -256,15 +261,12 @@ static void compare_dirs(struct image *img, struct vmdk_extent *x)
 	struct vmdk_sparse *sp = x->sp;
 	unsigned reported = 0;
 
+	/* the first few: `vise check` compares every entry */
 	for (uint32_t i = 0; i < sp->gd_n && reported < 8; i++) {
 		if (!sp->gd[i] == !sp->rgd[i])
 			continue;
 		reported++;
-		finding_add(&img->findings, SEV_WARN, x->src == img->src ?
-			    sp->rgd_off + 4ull * i : FINDING_NO_OFFSET,
-			    "redundant grain directory", "entry",
-			    "entry %u is %u but the primary's is %u", i,
-			    sp->rgd[i], sp->gd[i]);
+		vmdk_rgd_problem(img, NULL, x, i);
 	}
 }
 

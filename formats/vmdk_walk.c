@@ -82,11 +82,8 @@ static void compare_tables(struct walk *wk)
 		while (j < sp->gtes && !memcmp(a + 4 * j, b + 4 * j, 4))
 			j++;
 		reported++;
-		finding_add(&wk->img->findings, SEV_WARN,
-			    sp->rgd[i] * (uint64_t)VMDK_SECTOR + 4ull * j,
-			    "redundant grain table", "entry", "table %u entry "
-			    "%u is %u, the primary's is %u", i, j,
-			    rd_le32(b + 4 * j), rd_le32(a + 4 * j));
+		vmdk_rgt_problem(wk->img, NULL, wk->x, i, j, rd_le32(a + 4 * j),
+				 rd_le32(b + 4 * j));
 	}
 }
 
@@ -101,16 +98,12 @@ static const char *marker_name(uint32_t type)
 	}
 }
 
-static void stream_finding(struct walk *wk, uint64_t at, const char *field,
-			   const char *msg, unsigned long long v)
+/* The first problem of the chain, once (`vise check` reports them all). */
+static void stream_finding(struct walk *wk, uint64_t pos,
+			   enum vmdk_marker_problem k, uint64_t value)
 {
-	struct vmdk *v2 = vmdk_of(wk->img);
-
-	if (!v2->stream_checked)
-		finding_add(&wk->img->findings, SEV_ERROR, at, "grain marker",
-			    field, "marker at 0x%llx: %s (%llu); the rest of "
-			    "the stream is not walked", (unsigned long long)at,
-			    msg, v);
+	if (!vmdk_of(wk->img)->stream_checked)
+		vmdk_marker_problem(wk->img, NULL, wk->x, pos, k, value);
 }
 
 /* Follows the stream from the first grain: grain markers are skipped (the
@@ -131,19 +124,17 @@ static void walk_markers(struct walk *wk)
 		uint32_t len = rd_le32(m + 8), type = rd_le32(m + 12);
 		if (len) {
 			if (len > 2 * sp->grain_bytes) {
-				stream_finding(wk, pos + 8, "size", "grain "
-					       "size passes two grains", len);
+				stream_finding(wk, pos, VMDK_MP_GRAIN_SIZE,
+					       len);
 				break;
 			}
 			if (val >= sp->h.capacity)
-				stream_finding(wk, pos, "lba", "lba passes "
-					       "the capacity", val);
+				stream_finding(wk, pos, VMDK_MP_LBA, val);
 			pos += round_sector(12ull + len);
 			continue;
 		}
 		if (type > VMDK_MARKER_FOOTER) {
-			stream_finding(wk, pos + 12, "type", "unknown "
-				       "metadata marker type", type);
+			stream_finding(wk, pos, VMDK_MP_TYPE, type);
 			break;
 		}
 		claim(wk, OWN_METADATA, marker_name(type), -1, pos,
@@ -151,8 +142,7 @@ static void walk_markers(struct walk *wk)
 		if (type == VMDK_MARKER_EOS)
 			break;
 		if (val > (size - pos) / VMDK_SECTOR) {
-			stream_finding(wk, pos, "num_sectors", "the metadata "
-				       "passes the end of the file", val);
+			stream_finding(wk, pos, VMDK_MP_NUM_SECTORS, val);
 			break;
 		}
 		pos += VMDK_SECTOR + val * VMDK_SECTOR;

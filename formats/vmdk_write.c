@@ -396,6 +396,28 @@ static int open_extents(struct writer *w, struct vw *v, struct vise_err *e)
 	return 0;
 }
 
+/* Everything in front of a stream's grains (the header, which says the
+ * directory is found from the footer, the descriptor and the padding) is
+ * known at begin and written first, so that the file is written strictly
+ * in order and an OVA packer can hash it while it streams. */
+static int stream_front(struct writer *w, struct vw *v, struct vise_err *e)
+{
+	size_t n = (size_t)v->obase, at = DESC_OFFSET * VMDK_SECTOR;
+	uint8_t *buf = calloc(1, n);
+	int r;
+
+	if (!buf)
+		return err_set(e, VE_NOMEM, "vmdk stream header: out of memory");
+	put_header(buf, v, w->size / VMDK_SECTOR, NULL, VMDK_GD_AT_END);
+	if (desc_text(v, w->size, (char *)buf + at, n - at) >= n - at)
+		r = err_set(e, VE_RANGE, "vmdk: the descriptor does not fit in "
+			    "%zu bytes", n - at);
+	else
+		r = src_write(w->out, 0, buf, n, e);
+	free(buf);
+	return r;
+}
+
 static int stream_setup(struct writer *w, struct vw *v, struct vise_err *e)
 {
 	v->sgd_n = (uint32_t)div_up(w->size, GT_COVER);
@@ -405,7 +427,7 @@ static int stream_setup(struct writer *w, struct vw *v, struct vise_err *e)
 	if (!v->sgd || !v->obuf || !v->zbuf)
 		return err_set(e, VE_NOMEM, "vmdk stream buffers: out of memory");
 	v->obase = stream_overhead() * VMDK_SECTOR;
-	return 0;
+	return stream_front(w, v, e);
 }
 
 static void vmdk_release(struct writer *w)
@@ -916,11 +938,7 @@ static int finish_stream(struct vw *v, struct writer *w, struct vise_err *e)
 		r = put_marker(v, w, 0, VMDK_MARKER_EOS, e);
 	if (!r)
 		r = obuf_flush(v, w, e);
-	/* the header in front says: the directory is found from the footer */
-	put_header(h, v, w->size / VMDK_SECTOR, NULL, VMDK_GD_AT_END);
-	if (!r)
-		r = src_write(w->out, 0, h, sizeof h, e);
-	return r;
+	return r;   /* the header in front was written by stream_front */
 }
 
 static int write_desc(struct vw *v, struct writer *w, struct vise_err *e)
@@ -949,7 +967,7 @@ static int vmdk_finish(struct writer *w, struct vise_err *e)
 	for (size_t i = 0; !r && v->sf != SF_STREAM && i < v->nx; i++)
 		r = v->x[i].sparse ? finish_sparse(v, &v->x[i], e) :
 				     finish_flat(&v->x[i], e);
-	if (!r)
+	if (!r && v->sf != SF_STREAM)   /* a stream's is written at begin */
 		r = write_desc(v, w, e);
 	return r;
 }

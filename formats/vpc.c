@@ -211,10 +211,17 @@ static void check_checksums(struct image *img)
 	uint8_t copy[VPC_FOOTER_SIZE];
 	struct vise_err e = { 0 };
 
+	char found[48], want[48];
+
 	v->footer_sum = vpc_checksum(v->footer_raw, v->footer_len, CHECKSUM_AT);
+	snprintf(found, sizeof found, "0x%08llx",
+		 (unsigned long long)v->f.checksum);
+	snprintf(want, sizeof want, "0x%08x", v->footer_sum);
 	if (v->footer_sum != v->f.checksum)
-		ftr_finding(img, SEV_ERROR, "checksum", "stored 0x%08llx, "
-			    "computed 0x%08x: qemu-img 7.2 refuses the image",
+		problem_add(&img->findings, PC_CORRUPT, ffield_off(v, "checksum"),
+			    v->copy_present ? "footer copy" : "footer",
+			    "checksum", found, want, "stored 0x%08llx, computed "
+			    "0x%08x: qemu-img 7.2 refuses the image",
 			    (unsigned long long)v->f.checksum, v->footer_sum);
 	/* The footer at the end, when the copy at 0 is the one in use. */
 	if (!v->copy_present || v->file_size < 2 * VPC_FOOTER_SIZE ||
@@ -222,9 +229,11 @@ static void check_checksums(struct image *img)
 		     sizeof copy, &e) < 0 || !has_cookie(copy, 8))
 		return;
 	uint32_t sum = vpc_checksum(copy, sizeof copy, CHECKSUM_AT);
+	snprintf(found, sizeof found, "0x%08x", rd_be32(copy + CHECKSUM_AT));
+	snprintf(want, sizeof want, "0x%08x", sum);
 	if (sum != rd_be32(copy + CHECKSUM_AT))
-		finding_add(&img->findings, SEV_ERROR, v->file_size - 512 +
-			    CHECKSUM_AT, "footer", "checksum",
+		problem_add(&img->findings, PC_CORRUPT, v->file_size - 512 +
+			    CHECKSUM_AT, "footer", "checksum", found, want,
 			    "footer at the end: stored 0x%08x, computed 0x%08x",
 			    rd_be32(copy + CHECKSUM_AT), sum);
 }
@@ -525,4 +534,6 @@ const struct driver vpc_driver = {
 	.info = vpc_info,
 	.sdescs = vpc_sdescs,
 	.writer = &vpc_writer_ops,
+	.check = vpc_check,
+	.repair = vpc_repair,
 };

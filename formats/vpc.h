@@ -217,6 +217,23 @@ int vpc_trace(struct image *img, uint64_t off, const struct tracer *t,
 int vpc_walk(struct image *img, unsigned what, const struct walker *w,
 	     struct vise_err *e);
 
+/* vpc_check.c and vpc_repair.c: `vise check` and `check -r`.  A footer
+ * as stored at 0 or at the end: len 512, 511 (Virtual PC before 2004), 0
+ * when the file has no room for two. */
+struct vpc_ftr {
+	uint8_t raw[VPC_FOOTER_SIZE];
+	uint64_t off;
+	uint32_t len;
+	bool cookie, sum_ok;
+};
+struct check_ctx;
+struct plan;
+void vpc_read_footers(struct image *img, struct vpc_ftr *copy,
+		      struct vpc_ftr *end);
+int vpc_check(struct image *img, struct check_ctx *cc, struct vise_err *e);
+int vpc_repair(struct image *img, struct check_ctx *cc, unsigned what,
+	       struct plan *p, struct vise_err *e);
+
 /* vpc_write.c: the writer, and the warning it leaves for the engine to
  * show (a size Azure refuses), or NULL */
 struct writer;

@@ -113,17 +113,21 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 	return a < b + blen && b < a + alen;
 }
 
+/* why says what is wrong, want what the entry should give (check's
+ * "expected"). */
 static bool block_bad(const struct vpc *v, uint64_t host, uint64_t span,
-		      const char **why)
+		      const char **why, const char **want)
 {
 	if (host >= v->file_size || span > v->file_size - host) {
 		*why = "passes the end of the file: it reads as zeros";
+		*want = "a block inside the file";
 		return true;
 	}
 	if ((v->copy_present && overlaps(host, span, 0, VPC_FOOTER_SIZE)) ||
 	    overlaps(host, span, v->header_off, VPC_DYN_HEADER_SIZE) ||
 	    overlaps(host, span, v->bat_off, 4ull * v->bat_n)) {
 		*why = "lies on the footer copy, dynamic header or BAT";
+		*want = "a block clear of the metadata";
 		return true;
 	}
 	return false;
@@ -135,21 +139,23 @@ static void check_blocks(struct image *img)
 {
 	struct vpc *v = vpc_of(img);
 	uint64_t span = (uint64_t)v->bitmap_size + v->block_size, bad = 0;
-	const char *why;
+	const char *why, *want;
 
 	for (uint32_t i = 0; i < v->bat_n; i++) {
 		uint64_t host = vpc_block_host(v, i);
-		if (host == UINT64_MAX || !block_bad(v, host, span, &why))
+		if (host == UINT64_MAX || !block_bad(v, host, span, &why, &want))
 			continue;
 		if (bad++ >= VPC_BAD_BLOCKS_REPORTED)
 			continue;
-		char fl[40];
+		char fl[40], found[48];
 		snprintf(fl, sizeof fl, "entry %u", i);
-		finding_add(&img->findings, SEV_ERROR, v->bat_off + 4ull * i,
-			    "BAT", fl, "block %u at 0x%llx (+0x%llx, file 0x%llx "
-			    "bytes) %s", i, (unsigned long long)host,
-			    (unsigned long long)span,
-			    (unsigned long long)v->file_size, why);
+		snprintf(found, sizeof found, "0x%08x", v->bat[i]);
+		struct finding *x = problem_add(&img->findings, PC_CORRUPT,
+			v->bat_off + 4ull * i, "BAT", fl, found, want,
+			"block %u at 0x%llx (+0x%llx, file 0x%llx bytes) %s", i,
+			(unsigned long long)host, (unsigned long long)span,
+			(unsigned long long)v->file_size, why);
+		finding_guest(x, (uint64_t)i * v->block_size, v->block_size);
 	}
 	if (bad > VPC_BAD_BLOCKS_REPORTED)
 		finding_add(&img->findings, SEV_ERROR, v->bat_off, "BAT", "",
@@ -211,10 +217,16 @@ void vpc_read_header(struct image *img)
 			    "dynamic header (qemu-img refuses the image)",
 			    (unsigned long long)off);
 	v->header_sum = vpc_checksum(v->header_raw, VPC_DYN_HEADER_SIZE, 36);
-	if (v->header_sum != v->h.dyn_checksum)
-		hdr_finding(img, SEV_ERROR, "dyn_checksum", "stored 0x%08llx, "
+	if (v->header_sum != v->h.dyn_checksum) {
+		char found[48], want[48];
+		snprintf(found, sizeof found, "0x%08llx",
+			 (unsigned long long)v->h.dyn_checksum);
+		snprintf(want, sizeof want, "0x%08x", v->header_sum);
+		problem_add(&img->findings, PC_CORRUPT, off + 36, HDR,
+			    "dyn_checksum", found, want, "stored 0x%08llx, "
 			    "computed 0x%08x", (unsigned long long)v->h.dyn_checksum,
 			    v->header_sum);
+	}
 	if (v->h.header_version != 0x00010000)
 		hdr_finding(img, SEV_WARN, "header_version", "0x%08llx is not "
 			    "0x00010000 (1.0)",

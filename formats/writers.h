@@ -6,5 +6,6 @@
 
 extern const struct writer_ops raw_writer_ops;
 extern const struct writer_ops qcow2_writer_ops;
+extern const struct writer_ops ova_writer_ops;
 
 #endif

@@ -66,4 +66,37 @@ vrun e4.out e4.err explain no-such-topic
 if [ $rc -eq 1 ] || [ $rc -eq 2 ]; then pass explain-unknown
 else fail explain-unknown "explain no-such-topic exited $rc${why:+ ($why)}, want 1 or 2"; fi
 
+# A FIFO (named as an image or as a backing file) must not hang an open.
+mkfifo "$TMP/pipe" 2>/dev/null
+if [ -p "$TMP/pipe" ]; then
+	vrun f1.out f1.err info "$TMP/pipe"
+	if [ $rc -eq 1 ] && grep -q "neither a file nor a block device" f1.err; then
+		pass fifo-refused
+	else
+		fail fifo-refused "info on a FIFO: rc $rc${why:+ ($why)}: $(head -c 300 f1.err)"
+	fi
+	if qemu-img create -q -f qcow2 -b pipe -F raw -u "$TMP/onfifo.qcow2" 1M 2>/dev/null; then
+		vrun f2.out f2.err info "$TMP/onfifo.qcow2"
+		if [ $rc -eq 0 ] && grep -q "neither a file" f2.out; then pass fifo-backing
+		else fail fifo-backing "rc $rc${why:+ ($why)}: $(head -c 300 f2.out f2.err)"; fi
+	fi
+else
+	skip fifo-refused "mkfifo failed"
+fi
+
+# Protocols are names with a colon before any slash (qemu's rule), not a
+# list of prefixes: "gluster-base.qcow2" is a file, "gluster+tcp:x" is not.
+if command -v qemu-img >/dev/null 2>&1; then
+	: > "$TMP/gluster-base.raw"
+	truncate -s 1M "$TMP/gluster-base.raw"
+	qemu-img create -q -f qcow2 -b gluster-base.raw -F raw -u "$TMP/gl.qcow2" 1M
+	qemu-img create -q -f qcow2 -b 'gluster+tcp://h/v/x' -F raw -u "$TMP/glp.qcow2" 1M
+	vrun g1.out g1.err info --json "$TMP/gl.qcow2"
+	if [ $rc -eq 0 ] && grep -q '"full-backing-filename"' g1.out; then pass protocol-prefix-file
+	else fail protocol-prefix-file "gluster-base.raw not opened: $(head -c 400 g1.out)"; fi
+	vrun g2.out g2.err info "$TMP/glp.qcow2"
+	if [ $rc -eq 0 ] && grep -q "protocol" g2.out; then pass protocol-refused
+	else fail protocol-refused "rc $rc: $(head -c 400 g2.out g2.err)"; fi
+fi
+
 done_testing

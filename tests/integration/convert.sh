@@ -148,6 +148,22 @@ for o in "" "-o compat=0.10" "-o extended_l2=on" "-c"; do
 	fi
 done
 
+# -B is checked as qemu-img 7.2 checks it: -F is required, and the
+# backing file (relative to DST's folder) must open; no output either way.
+vrun bnf.out bnf.err convert -O qcow2 -B c1.qcow2 c2.qcow2 bnf.qcow2
+if [ $rc -eq 2 ] && [ ! -e bnf.qcow2 ] && grep -q "needs its format" bnf.err; then
+	pass backing-needs-F
+else
+	fail backing-needs-F "rc $rc${why:+ ($why)}: $(head -c 200 bnf.err)"
+fi
+vrun bmiss.out bmiss.err convert -O qcow2 -B nothere.qcow2 -F qcow2 c2.qcow2 bmiss.qcow2
+if [ $rc -eq 1 ] && [ ! -e bmiss.qcow2 ] && [ ! -e bmiss.qcow2.partial ] &&
+	grep -q "nothere.qcow2" bmiss.err; then
+	pass backing-must-open
+else
+	fail backing-must-open "rc $rc${why:+ ($why)}: $(head -c 200 bmiss.err)"
+fi
+
 # -o help and bad options
 if vok o-help o-help.out o-help.err convert -O qcow2 -o help &&
 	grep -q cluster_size o-help.out && grep -q refcount_bits o-help.out; then

@@ -328,6 +328,21 @@ fi
 keys : quit Enter
 check quit-vi "VISE-EXITED-0"
 
+# ---- convert -p draws its progress line on a real terminal ----
+head -c 64M /dev/urandom > "$TMP/p.raw"
+stop
+$TM new-session -d -s vt -x 120 -y 10 \
+	"cd '$TOP' && env ASAN_OPTIONS='$ASAN_OPTIONS' UBSAN_OPTIONS='$UBSAN_OPTIONS' \
+	'$VISE' convert -p -r 16M -O qcow2 '$TMP/p.raw' '$TMP/p.qcow2'; echo CONVERT-EXITED-\$?; sleep 600"
+ppct() { screen | grep -o '([0-9.]*/100%)' | tail -n 1 | grep -o '[0-9.]*/' | tr -d /; }
+check progress-line "/100%) "
+check progress-rate-eta " MB/s ETA "
+p1=$(ppct)
+if wait_change ppct "$p1"; then pass progress-line-rises; else fail progress-line-rises "stayed at $p1"; fi
+check progress-complete "(100.00/100%)"
+check progress-exit "CONVERT-EXITED-0"
+rm -f "$TMP/p.raw" "$TMP/p.qcow2"
+
 if [ -s "$STATE/vise/history" ] && grep -q '^info$' "$STATE/vise/history"; then
 	pass history-saved
 else

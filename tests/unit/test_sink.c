@@ -205,6 +205,28 @@ TEST(json_escape_specials)
 	free(s);
 }
 
+TEST(json_escape_invalid_utf8)
+{
+	/* bytes from a hostile image: lone continuation, truncated sequence,
+	 * overlong, surrogate, past U+10FFFF: each becomes U+FFFD */
+	static const struct { const char *in, *out; } cases[] = {
+		{ "a\x80" "b", "\"a\\ufffd" "b\"" },
+		{ "\xc3", "\"\\ufffd\"" },
+		{ "\xe2\x82", "\"\\ufffd\\ufffd\"" },
+		{ "\xc0\xaf", "\"\\ufffd\\ufffd\"" },
+		{ "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"" },
+		{ "\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" },
+		{ "ok\xc3\xa9\xff", "\"ok\xc3\xa9\\ufffd\"" },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *s = escape(cases[i].in);
+
+		CHECK_STR(s, cases[i].out);
+		free(s);
+	}
+}
+
 TEST(sink_json_nested)
 {
 	char *buf = NULL, *c;
