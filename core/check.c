@@ -576,8 +576,15 @@ int check_job_plan(struct job *j, unsigned what, struct plan *p,
 	for (const struct driver *const *l = vise_drivers; *l; l++) {
 		if ((*l)->kind != DRV_LAYOUT || !(*l)->repair)
 			continue;
-		if ((*l)->repair(cs->img, &cc, what, p, e) < 0)
-			return err_ctx(e, "plan the %s repair", (*l)->name);
+		struct vise_err le = { 0 };
+		char why[200];
+
+		/* A partition table that cannot be repaired (its sectors
+		 * unreadable through a broken disk, or both copies bad) must
+		 * not stop the disk's own repair: it is skipped, and said. */
+		if ((*l)->repair(cs->img, &cc, what, p, &le) < 0)
+			snprintf(p->note, sizeof p->note, "%s repair skipped: %s",
+				 (*l)->name, err_str(&le, why, sizeof why));
 	}
 	return 0;
 }

@@ -361,7 +361,10 @@ static int repair(struct cmd_ctx *ctx, const char *path,
 	int rc;
 
 	plan_init(&p, img->src);
-	if (check_job_plan(j, a->repair, &p, &e) < 0) {
+	rc = check_job_plan(j, a->repair, &p, &e);
+	if (rc == 0 && p.note[0])
+		fprintf(ctx->err, "vise: check: %s\n", p.note);
+	if (rc < 0) {
 		print_check(ctx, a, j, NULL, NULL);
 		rc = cmd_fail(ctx, "check", &e);
 		job_free(j);

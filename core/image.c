@@ -40,8 +40,24 @@ static char *dir_of(const char *path)
 	return d;
 }
 
+bool path_unsafe_member(const char *s)
+{
+	if (s[0] == '/')
+		return true;
+	for (const char *p = s; *p;) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		p += n;
+		if (*p)
+			p++;
+	}
+	return false;
+}
+
 /* Does a relative path climb out of its starting folder? */
-static bool climbs_out(const char *name)
+bool path_climbs_out(const char *name)
 {
 	int depth = 0;
 	const char *p = name;
@@ -102,7 +118,7 @@ int image_resolve_external(const struct image *img, const char *name,
 	const char *why = NULL;
 	if (name[0] == '/')
 		why = "is an absolute path";
-	else if (climbs_out(name))
+	else if (path_climbs_out(name))
 		why = "climbs out of the image's folder";
 	else if (escapes_by_link(img->dir, path))
 		why = "leads out of the image's folder through a symbolic link";

@@ -255,6 +255,12 @@ int image_resolve_external(const struct image *img, const char *name,
  * names it); an absolute name, or a base with no folder, is name itself.
  * Always a malloc'd string. */
 char *path_combine(const char *base, const char *name);
+/* Whether a relative name climbs out of its folder by its spelling
+ * ("../x", "a/../../x"); symlinks are a separate question. */
+bool path_climbs_out(const char *name);
+/* A container member's name that would land outside the folder it is
+ * extracted to (absolute, or any ".." component): reported, never opened. */
+bool path_unsafe_member(const char *s);
 
 /* Opens the backing layer named by img->backing_name / backing_fmt under the
  * path policy; on refusal or failure records a finding, leaves

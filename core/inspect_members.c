@@ -136,21 +136,6 @@ static void member_name(struct member_walk *mw, const uint8_t *blk)
 		snprintf(mw->name, sizeof mw->name, "%s", name);
 }
 
-static bool name_unsafe(const char *s)
-{
-	if (s[0] == '/')
-		return true;
-	for (const char *p = s; *p;) {
-		size_t n = strcspn(p, "/");
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return true;
-		p += n;
-		if (*p)
-			p++;
-	}
-	return false;
-}
-
 static void member_rules(struct member_walk *mw, const uint8_t *blk,
 			 uint64_t off)
 {
@@ -161,7 +146,7 @@ static void member_rules(struct member_walk *mw, const uint8_t *blk,
 		snprintf(target, sizeof target, "%s", mw->ext_link);
 	else
 		field_str(blk, 157, 100, target, sizeof target);
-	if (name_unsafe(mw->name))
+	if (path_unsafe_member(mw->name))
 		inspect_rule(mw->in, "member-unsafe-name", RULE_FAIL, NULL, "name",
 			     off, mw->name, "member '%.200s' is %s: extracted, it "
 			     "lands outside the import folder", mw->name,

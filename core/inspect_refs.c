@@ -33,25 +33,6 @@ static bool windows_absolute(const char *name)
 	       (name[2] == '/' || name[2] == '\\');
 }
 
-static bool climbs_out(const char *name)
-{
-	int depth = 0;
-
-	for (const char *p = name; *p;) {
-		size_t n = strcspn(p, "/");
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			depth--;
-		else if (n && !(n == 1 && p[0] == '.'))
-			depth++;
-		if (depth < 0)
-			return true;
-		p += n;
-		while (*p == '/')
-			p++;
-	}
-	return false;
-}
-
 /* Whether path, inside dir by its spelling, resolves outside it through a
  * symbolic link, or is a link that leads nowhere.  realpath() and lstat()
  * only look at names: nothing is opened. */
@@ -116,7 +97,7 @@ static void classify(const struct image *img, const char *name,
 	} else if (name[0] == '/') {
 		ref->kind = "outside";
 		snprintf(ref->why, sizeof ref->why, "is an absolute path");
-	} else if (climbs_out(name)) {
+	} else if (path_climbs_out(name)) {
 		ref->kind = "outside";
 		snprintf(ref->why, sizeof ref->why, "climbs out of the image's folder");
 	} else if (ref->path && leaves_by_link(img->dir, ref->path)) {

@@ -46,6 +46,8 @@ struct plan {
 	size_t n, cap;
 	uint64_t bytes;        /* old + new bytes held */
 	bool next_barrier;
+	char note[256];        /* a part of the repair that was skipped, and
+				* why ("gpt repair skipped: ..."), or "" */
 };
 
 /* An empty plan for src (its size is old_size and new_size). */

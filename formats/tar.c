@@ -181,24 +181,6 @@ static char *normalise_name(char *s)
 	return s;
 }
 
-/* An absolute name, or one with a ".." component, would land outside the
- * folder it is extracted to: such a member is reported and never opened. */
-static bool name_unsafe(const char *s)
-{
-	if (s[0] == '/')
-		return true;
-	for (const char *p = s; *p;) {
-		const char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return true;
-		p += n;
-		if (*p)
-			p++;
-	}
-	return false;
-}
-
 /* ---- the scanner ---- */
 
 struct scan {
@@ -465,7 +447,7 @@ static int decode_member(struct scan *sc, const uint8_t *blk, uint64_t off,
 	tar_header_name(blk, name, sizeof name);
 	copy_field(link, sizeof link, blk + 157, 100);
 	char *n = sc->long_name ? sc->long_name : name;
-	te->unsafe = name_unsafe(n);
+	te->unsafe = path_unsafe_member(n);
 	te->name = scan_strdup(sc, normalise_name(n), off, "name");
 	const char *l = sc->long_link ? sc->long_link : link;
 	te->link = l[0] ? scan_strdup(sc, l, off, "linkname") : NULL;

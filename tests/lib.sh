@@ -9,7 +9,7 @@
 #   pass NAME / fail NAME WHY / skip NAME WHY    one result line each
 #   need_cmd CMD...       skip the whole script loudly when a peer is missing
 #   vrun OUT ERR ARGS...  runs vise ARGS under timeout, stdout>OUT stderr>ERR,
-#                         sets $rc and $why (empty when rc is a normal 0/1/2)
+#                         sets $rc and $why (empty when rc is a normal 0-4)
 #   vok NAME OUT ERR ARGS...  vrun and expect exit 0; fails NAME otherwise
 #   qrun OUT ARGS...      runs qemu-img ARGS, stdout>OUT; sets $rc
 #   done_testing          prints the counts line and exits
@@ -77,7 +77,7 @@ need_cmd() {
 # rc_problem RC: prints why an exit status is abnormal, nothing when normal.
 rc_problem() {
 	case $1 in
-	0|1|2) ;;
+	0|1|2|3|4) ;;   # 3 and 4: check's leaks, inspect's unsafe/suspicious
 	124) echo "timed out after ${TIMEOUT}s (hang?)" ;;
 	99) echo "AddressSanitizer report (exit 99)" ;;
 	98) echo "UndefinedBehaviorSanitizer report (exit 98)" ;;
