@@ -125,7 +125,10 @@ static int convert_start(struct cmd_ctx *ctx, struct conv_args *a)
 	a->co.wo.keys = a->ol.keys;
 	a->co.wo.values = a->ol.values;
 	a->co.wo.n = a->ol.n;
+	if (!ctx->start_job)
+		cmd_signals_catch();
 	if (convert_job_new(&a->co, &j, &e) < 0) {
+		cmd_signals_release();
 		cmd_fail(ctx, "convert", &e);
 		return e.code == VE_USAGE ? 2 : 1;
 	}

@@ -41,6 +41,9 @@ static void show_progress(struct job *j, void *ctx)
 }
 
 static struct job *volatile running;
+static volatile sig_atomic_t early;      /* a signal before the job ran */
+static bool caught;
+static struct sigaction old_int, old_term;
 
 static void on_signal(int sig)
 {
@@ -49,28 +52,50 @@ static void on_signal(int sig)
 	(void)sig;
 	if (j)
 		atomic_store(&j->cancel, true);
+	else
+		early = 1;
+}
+
+void cmd_signals_catch(void)
+{
+	struct sigaction sa;
+
+	if (caught)
+		return;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	early = 0;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	caught = true;
+}
+
+void cmd_signals_release(void)
+{
+	if (!caught)
+		return;
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	caught = false;
 }
 
 int cmd_job_inline(struct cmd_ctx *ctx, struct job *j, unsigned flags,
 		   struct vise_err *e)
 {
-	struct sigaction sa, old_int, old_term;
 	struct prog p = { ctx->err, flags };
 	int r;
 
 	if (!isatty(fileno(ctx->err)))
 		p.flags &= ~(unsigned)CMD_PROG_BAR;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
+	cmd_signals_catch();
 	running = j;
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
+	if (early)                /* Ctrl-C while the job was being set up */
+		atomic_store(&j->cancel, true);
 	r = job_run(j, p.flags & (CMD_PROG_BAR | CMD_PROG_JSON) ? show_progress : NULL,
 		    &p, p.flags & CMD_PROG_JSON ? 500 : 100, e);
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
 	running = NULL;
+	cmd_signals_release();
 	if (p.flags & CMD_PROG_BAR)
 		fputc('\n', ctx->err);
 	return r;

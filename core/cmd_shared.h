@@ -79,6 +79,12 @@ int cmd_image_args(struct cmd_ctx *ctx, const struct command *c, int argc,
  * CMD_PROG_BYTES adds MB/s (done counts bytes).  job_run's result; the
  * caller frees j. */
 enum { CMD_PROG_BAR = 1, CMD_PROG_JSON = 2, CMD_PROG_BYTES = 4 };
+/* Batch mode: catch Ctrl-C and SIGTERM before a job makes its output
+ * (convert creates DST.partial when the job is made), so that a signal in
+ * between cancels the job instead of killing vise with the file left
+ * behind.  cmd_job_inline releases them; a failed setup calls release. */
+void cmd_signals_catch(void);
+void cmd_signals_release(void);
 int cmd_job_inline(struct cmd_ctx *ctx, struct job *j, unsigned flags,
 		   struct vise_err *e);
 

@@ -293,11 +293,12 @@ vrun g4k.fix g4k.fix.err check -r all --undo-file g4k.undo g4k.img
 [ $rc -eq 0 ] && cmp -s g4k.img g4k.pristine && pass g4k/repair ||
 	fail g4k/repair "exit $rc${why:+ ($why)}, or not the pristine disk: $(head -c 300 g4k.fix.err | tr '\n' ' ')"
 
-# both copies broken: nothing to rebuild from, the repair refuses
+# both copies broken: nothing to rebuild from, the repair refuses.  The
+# check itself ran, so the exit says what is left: corruptions (2).
 cp gpt.img both.img && flip both.img 0x210 && flip both.img $((LAST + 16))
 cp both.img both.before
 vrun both.out both.err check -r all both.img
-[ $rc -eq 1 ] && cmp -s both.img both.before && icontains both.err 'neither GPT copy' &&
+[ $rc -eq 2 ] && cmp -s both.img both.before && icontains both.err 'neither GPT copy' &&
 	pass both/refused || fail both/refused "exit $rc: $(head -c 300 both.err both.out | tr '\n' ' ')"
 
 # ---- the same through a qcow2 (patches go to the top layer's clusters) ----
@@ -329,7 +330,7 @@ cp gpt.img hole.img && zero hole.img -65536 65536
 if qemu-img convert -f raw -O qcow2 hole.img hole.qcow2 2>hole.err; then
 	cp hole.qcow2 hole.before
 	vrun hole.out hole.err check -r all --undo-file hole.undo hole.qcow2
-	if [ $rc -eq 1 ] && icontains hole.err 'not allocated' &&
+	if [ $rc -eq 2 ] && icontains hole.err 'not allocated' &&
 		cmp -s hole.qcow2 hole.before && [ ! -e hole.undo ]; then
 		pass qcow2-hole/refused
 	else
