@@ -22,7 +22,11 @@
 #define ISO_SECTOR 2048u               /* descriptors are 2048-byte sectors */
 #define ISO_VD_START (16u * ISO_SECTOR) /* the system area comes first */
 #define ISO_VD_MAX 256                 /* descriptors read at most */
-#define ISO_DEPTH_MAX 64               /* directory nesting walked at most */
+/* Directory nesting walked at most.  ECMA-119 allows 8 levels (and 255
+ * bytes of path); Rock Ridge relocation and ISO 9660:1999 allow more, and
+ * xorriso -R writes a 70-level tree as it is.  64 is past every real tree we
+ * know, and one level costs a stack frame and an ancestor slot. */
+#define ISO_DEPTH_MAX 64
 #define ISO_RECORDS_MAX (1u << 20)     /* records visited in one walk */
 #define ISO_DIR_MAX (32u << 20)        /* bytes of one directory extent */
 #define ISO_PATHTAB_MAX (16u << 20)    /* bytes of a path table read */

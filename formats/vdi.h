@@ -22,7 +22,10 @@
 #define VDI_HEADER_READ 512         /* bytes read at open */
 #define VDI_BLOCK_FREE 0xffffffffu  /* not allocated: parent, or zeros */
 #define VDI_BLOCK_ZERO 0xfffffffeu  /* not allocated, reads as zeros */
-#define VDI_BLOCKS_MAX 0x3fffffffu  /* QEMU's VDI_BLOCKS_IN_IMAGE_MAX */
+/* QEMU's VDI_BLOCKS_IN_IMAGE_MAX (block/vdi.c): (INT_MAX + 1 - 512) / 4,
+ * so that the block map in bytes, rounded up to a sector, fits an int;
+ * older QEMU allowed 0x3fffffff, which let the map's size overflow. */
+#define VDI_BLOCKS_MAX 0x1fffff80u
 #define VDI_QEMU_BLOCK (1u << 20)   /* the only block size QEMU opens */
 #define VDI_MIN_BLOCK 512u
 #define VDI_MAX_BLOCK (256u << 20)  /* larger blocks are not read */

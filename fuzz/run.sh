@@ -6,7 +6,8 @@
 #
 # Each target NAME (fuzz/fuzz_NAME) keeps its growing corpus in
 # OUTDIR/corpus/NAME (kept between runs, so time accumulates), reads the
-# seeds in fuzz/seeds/NAME and the regression inputs in
+# seeds in fuzz/seeds/NAME (inspect: the other targets' plain ones) and the
+# regression inputs in
 # tests/fuzz-regress/NAME, uses fuzz/dict/NAME.dict when there is one, and
 # writes what it finds to OUTDIR/crashes/NAME-crash-*, -leak-, -timeout-,
 # -oom-.  The log of each run is OUTDIR/NAME.log; OUTDIR/history keeps one
@@ -41,7 +42,7 @@ fi
 # able to pass the TUI's 4 KiB word store).
 max_len() {
 	case $1 in
-	iso9660) echo 131072 ;;
+	iso9660|inspect) echo 131072 ;;
 	cmdline) echo 8192 ;;
 	*) echo 65536 ;;
 	esac
@@ -57,12 +58,18 @@ for bin; do
 	mkdir -p "$corpus" || exit 2
 	# new inputs go to the first folder; the others are only read
 	dirs=$corpus
-	for d in fuzz/seeds/$name tests/fuzz-regress/$name; do
+	seeds=fuzz/seeds/$name
+	# inspect takes any upload: every target's plain seeds
+	[ "$name" = inspect ] && seeds=$(echo fuzz/seeds/qcow2 fuzz/seeds/qed \
+		fuzz/seeds/iso9660 fuzz/seeds/tar_ova fuzz/seeds/boot fuzz/seeds/mbr_gpt)
+	for d in $seeds tests/fuzz-regress/$name; do
 		[ -d "$d" ] && dirs="$dirs $d"
 	done
 	dict=
 	[ -f "fuzz/dict/$name.dict" ] && dict=-dict=fuzz/dict/$name.dict
-	before=$(ls "$out/crashes" | wc -l)
+	# slow-unit-* files (past 10 s under a raised FUZZ_TIMEOUT) are
+	# kept to be timed alone, not counted as findings
+	before=$(ls "$out/crashes" | grep -v -c slow-unit)
 	echo "== fuzz $name: ${time}s"
 	start=$(date +%s)
 	nice -n "${FUZZ_NICE:-19}" "$bin" -max_total_time="$time" \
@@ -71,7 +78,7 @@ for bin; do
 		$dict $dirs >"$out/$name.log" 2>&1
 	rc=$?
 	end=$(date +%s)
-	after=$(ls "$out/crashes" | wc -l)
+	after=$(ls "$out/crashes" | grep -v -c slow-unit)
 	runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 \2/p' "$out/$name.log")
 	# a run stopped by a finding prints no "Done" line: the clock says
 	if [ -z "$runs" ]; then
