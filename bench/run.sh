@@ -5,9 +5,16 @@
 #
 # Builds a sparse raw of BENCH_SIZE (4 GiB by default) with about 25% data
 # (random bytes, in runs of 64 KiB to 8 MiB), converts it with both tools
-# and prints, per job, the median wall seconds of BENCH_RUNS runs (3) of
+# and prints, per job, the median wall seconds of BENCH_RUNS runs (5) of
 # each, the ratio (qemu-img / vise: above 1 means vise is faster) and the
 # peak resident memory (when /usr/bin/time is installed).
+#
+# Noise: on a virtual machine, the first touch of memory the guest has not
+# used lately costs the hypervisor's page faults.  Writing 1 GiB into the
+# page cache took 0.25 s or 3 s here depending only on which pages the
+# kernel handed out.  So before every timed run, WARM_MB (2048) MiB of
+# /dev/shm are written and freed, outside the timing, which leaves backed
+# pages for the run to take; and the median of 5 runs is kept.
 #
 # Fairness: qemu-img never flushes its output (it writes through an unsafe
 # cache), vise fsyncs before its rename; so every qemu-img run is followed
@@ -17,7 +24,7 @@ set -u
 
 VISE=${VISE:-./vise}
 SIZE=${BENCH_SIZE:-4294967296}
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-5}
 DIR=${BENCH_DIR:-bench/tmp}
 
 command -v qemu-img >/dev/null 2>&1 || { echo "bench: qemu-img is not installed" >&2; exit 1; }
@@ -90,6 +97,14 @@ qemu-img "$@" && python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDON
 EOF
 chmod +x qemu-sync.sh
 
+# Touches WARM_MB of memory and frees it (see Noise above).
+warm() {
+	[ -d /dev/shm ] && [ "${WARM_MB:-2048}" -gt 0 ] || return 0
+	head -c "$((${WARM_MB:-2048} << 20))" /dev/zero >/dev/shm/vise-bench-warm 2>/dev/null
+	rm -f /dev/shm/vise-bench-warm
+	sync
+}
+
 # job NAME "VISE ARGS" "QEMU ARGS" DST  (BENCH_ONLY=PATTERN: only the
 # jobs whose name contains it)
 job() {
@@ -99,9 +114,11 @@ job() {
 	_i=0
 	while [ $_i -lt "$RUNS" ]; do
 		rm -f "$_d" "$_d.partial"
+		warm
 		# shellcheck disable=SC2086
 		timed "$_n.v" "$VISE" convert $_va "$_d" || return
 		rm -f "$_d"
+		warm
 		# shellcheck disable=SC2086
 		timed "$_n.q" ./qemu-sync.sh $_qa "$_d" || return
 		rm -f "$_d"

@@ -1,19 +1,23 @@
-/* The convert engine.  A conversion is a job whose steps each copy one
- * chunk of guest bytes (CHUNK_MIN, or one writer unit when bigger) in
- * increasing guest order:
+/* The convert engine.  A conversion is a job whose steps each hand one
+ * chunk of guest bytes (CHUNK_MIN, or one writer unit when bigger) to the
+ * writer, in increasing guest order:
  *
  *  - the source's chain-level map (image_map_rec) says which ranges need
  *    no reading at all: zero and unallocated ranges are skipped whole,
  *    however long, without touching the source;
- *  - data is read with image_read into one chunk buffer, and every unit
+ *  - data is read with image_read into a chunk buffer, and every unit
  *    (the writer's granularity, widened to -S) that is all zero is left
  *    out: the writer leaves it unallocated, or a hole;
+ *  - mapping, reading and zero detection run on a producer thread one
+ *    chunk ahead of the writer (core/pipeline.c), so that reading the
+ *    source and writing the output overlap;
  *  - with -c, the units go to a pool of worker threads that compress
  *    them in parallel; the results are handed to the writer in guest
  *    order.
  *
- * Memory bound: one chunk buffer (max(4 MiB, unit)) plus, with -c, one
- * output buffer of the same size, plus whatever tables the writer keeps.
+ * Memory bound: two chunk buffers (max(4 MiB, unit); one when a unit is
+ * bigger than READAHEAD_MAX) plus, with -c, one output buffer of a
+ * chunk's size, plus whatever tables the writer keeps.
  *
  * Output safety: every output file is created as NAME.partial (O_EXCL),
  * flushed with fsync and renamed to NAME only after the writer finished;
@@ -33,15 +37,28 @@
 #include "core/convert.h"
 #include "core/driver.h"
 #include "core/image.h"
+#include "core/pipeline.h"
 
 #define CHUNK_MIN (4u << 20)
 #define UNIT_MAX (256u << 20)
 #define MAX_FILES 64
+#define READAHEAD_MAX (32u << 20)   /* bigger chunks are not held twice */
 
 struct cfile {
 	char *final;
 	char *partial;        /* NULL: written in place (-n on raw) */
 	struct src *s;
+};
+
+/* One chunk of guest bytes on its way from the source to the writer
+ * (the pipeline's item), or a hole to step over, or the end. */
+struct chunk {
+	enum { CH_DATA, CH_SKIP, CH_END, CH_ERROR } kind;
+	uint64_t base, end;    /* CH_DATA: the chunk; CH_SKIP: the hole */
+	uint8_t *buf;
+	uint8_t *need;         /* per unit of the chunk: must it be written */
+	uint8_t *keep;         /* per zero piece: needed and not all zero */
+	struct vise_err err;   /* CH_ERROR */
 };
 
 struct ctask {
@@ -78,8 +95,12 @@ struct conv {
 	uint64_t sparse;       /* -S */
 	uint32_t unit;         /* zero-detection unit: granularity widened to -S */
 	size_t chunk;
-	uint8_t *buf;
-	uint8_t *need;         /* per unit of the chunk: must it be written */
+	uint64_t piece;        /* zero detection inside a unit: zero_piece() */
+	uint64_t per_unit;     /* pieces to a unit */
+	struct chunk ch[2];    /* the pipeline's two items */
+	struct pipeline pipe;
+	bool pipe_up;
+	uint64_t read_off;     /* the next guest offset the producer maps */
 	bool top_only;         /* -B: copy only the source's top layer */
 	bool compress;
 	uint8_t *cbuf;         /* compressed units of one chunk */
@@ -151,7 +172,7 @@ static int pool_start(struct pool *p, const struct writer *w, unsigned n,
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->idle, NULL);
 	for (p->n = 0; p->n < n; p->n++)
-		if (pthread_create(&p->th[p->n], NULL, pool_main, p))
+		if (thread_start_masked(&p->th[p->n], pool_main, p) < 0)
 			break;
 	if (!p->n)
 		return err_set(e, VE_NOMEM, "cannot start compression threads");
@@ -324,11 +345,11 @@ static int map_at(struct conv *c, uint64_t off, struct map_rec *r,
 	return 0;
 }
 
-/* Reads [off, off+len) of the chunk (ranges the caller decided to write). */
-static int fill(struct conv *c, uint64_t base, uint64_t off, uint64_t len,
+/* Reads [off, off+len) of chunk k (ranges the caller decided to write). */
+static int fill(struct conv *c, struct chunk *k, uint64_t off, uint64_t len,
 		int kind, struct vise_err *e)
 {
-	uint8_t *p = c->buf + (off - base);
+	uint8_t *p = k->buf + (off - k->base);
 
 	if (kind == R_DATA || (kind == R_HOLE && c->top_only)) {
 		if (image_read(c->img, off, p, (size_t)len, e) < 0)
@@ -339,17 +360,15 @@ static int fill(struct conv *c, uint64_t base, uint64_t off, uint64_t len,
 	return 0;
 }
 
-/* Fills the chunk [base, end): marks which units must be written and
- * reads the bytes of those. */
-static int chunk_load(struct conv *c, uint64_t base, uint64_t end,
-		      struct vise_err *e)
+/* Pass 1 of chunk_load: which units of [base, end) hold anything that
+ * must be written. */
+static int mark_needed(struct conv *c, struct chunk *k, struct vise_err *e)
 {
-	size_t nunits = (size_t)((end - base + c->unit - 1) / c->unit);
-	uint64_t off;
+	uint64_t base = k->base, end = k->end, off;
 	struct map_rec r;
 
-	memset(c->need, c->sparse == 0, nunits);
-	/* pass 1: which units hold anything that must be written */
+	memset(k->need, c->sparse == 0,
+	       (size_t)((end - base + c->unit - 1) / c->unit));
 	for (off = base; off < end && off < c->copy_end; off += r.length) {
 		if (map_at(c, off, &r, e) < 0)
 			return -e->code;
@@ -359,13 +378,25 @@ static int chunk_load(struct conv *c, uint64_t base, uint64_t end,
 			continue;
 		for (uint64_t u = (off - base) / c->unit;
 		     u * c->unit < off + r.length - base; u++)
-			c->need[u] = 1;
+			k->need[u] = 1;
 	}
+	return 0;
+}
+
+/* Fills chunk k's [base, end): marks which units must be written and
+ * reads the bytes of those. */
+static int chunk_load(struct conv *c, struct chunk *k, struct vise_err *e)
+{
+	uint64_t base = k->base, end = k->end, off;
+	struct map_rec r;
+
+	if (mark_needed(c, k, e) < 0)
+		return -e->code;
 	if (end > c->copy_end) {
 		/* past a source shorter than the output: zeros */
 		uint64_t z = c->copy_end > base ? c->copy_end : base;
 
-		memset(c->buf + (z - base), 0, (size_t)(end - z));
+		memset(k->buf + (z - base), 0, (size_t)(end - z));
 	}
 	/* pass 2: read what the needed units hold */
 	for (off = base; off < end && off < c->copy_end; off += r.length) {
@@ -382,25 +413,16 @@ static int chunk_load(struct conv *c, uint64_t base, uint64_t end,
 			uint64_t b = ue < rend ? ue : rend;
 
 			/* runs of needed units in one read */
-			while (b < rend && c->need[u] &&
-			       c->need[(b - base) / c->unit]) {
+			while (b < rend && k->need[u] &&
+			       k->need[(b - base) / c->unit]) {
 				ue = b + c->unit;
 				b = ue < rend ? ue : rend;
 			}
-			if (c->need[u] && fill(c, base, a, b - a, kind, e) < 0)
+			if (k->need[u] && fill(c, k, a, b - a, kind, e) < 0)
 				return -e->code;
 			a = b;
 		}
 	}
-	return 0;
-}
-
-static int put(struct conv *c, uint64_t off, const uint8_t *p, size_t len,
-	       struct vise_err *e)
-{
-	if (c->w.ops->write(&c->w, off, p, len, e) < 0)
-		return -e->code;
-	atomic_fetch_add(&c->job.written, len);
 	return 0;
 }
 
@@ -417,75 +439,140 @@ static uint64_t zero_piece(const struct conv *c)
 	return (c->sparse + sub - 1) / sub * sub;
 }
 
-struct run {
-	uint64_t off, len;
-};
-
-/* Adds [off, off+len) to the pending run, or writes the run out and
- * starts again when they do not touch. */
-static int run_add(struct conv *c, struct run *r, uint64_t base, uint64_t off,
-		   uint64_t len, bool keep, struct vise_err *e)
+/* Piece i of chunk k: its guest offset and length, or false past the
+ * chunk's end.  Pieces are numbered unit by unit, c->per_unit to a unit
+ * (the last one of a unit may be short). */
+static bool piece_at(const struct conv *c, const struct chunk *k, uint64_t i,
+		     uint64_t *off, uint64_t *len)
 {
-	if (keep && r->len && r->off + r->len == off) {
-		r->len += len;
-		return 0;
+	uint64_t u = k->base + i / c->per_unit * c->unit;
+	uint64_t o = u + i % c->per_unit * c->piece;
+	uint64_t uend = k->end - u < c->unit ? k->end : u + c->unit;
+
+	if (u >= k->end || o >= uend)
+		return false;
+	*off = o;
+	*len = uend - o < c->piece ? uend - o : c->piece;
+	return true;
+}
+
+/* Which pieces of chunk k are written: the needed ones, less those that
+ * are all zero when -S drops zeros (with -B a zero piece is written: it
+ * hides the backing file's). */
+static void mark_kept(struct conv *c, struct chunk *k)
+{
+	bool drop_zero = c->sparse && !c->top_only;
+	uint64_t off, len;
+
+	for (uint64_t i = 0; piece_at(c, k, i, &off, &len); i++) {
+		bool need = k->need[(off - k->base) / c->unit];
+
+		k->keep[i] = need && !(drop_zero &&
+			     buf_is_zero(k->buf + (off - k->base), (size_t)len));
 	}
-	if (r->len && put(c, r->off, c->buf + (r->off - base), r->len, e) < 0)
+}
+
+/* The pipeline's producer (a thread of its own): maps, reads and
+ * zero-scans the next chunk from c->read_off, or finds the hole there to
+ * step over.  Only this function touches the source image once the copy
+ * runs. */
+static bool produce(void *ctx, void *item)
+{
+	struct conv *c = ctx;
+	struct chunk *k = item;
+	uint64_t off = c->read_off;
+	struct map_rec r;
+
+	k->err = (struct vise_err){ 0 };
+	k->base = off;
+	if (off >= c->copy_end) {
+		k->kind = CH_END;
+		return true;
+	}
+	if (c->sparse) {
+		if (map_at(c, off, &r, &k->err) < 0)
+			goto fail;
+		/* a long hole is skipped whole, to its last whole unit */
+		uint64_t to = off + r.length;
+
+		if (to < c->copy_end)
+			to -= to % c->unit;
+		else
+			to = c->w.size;
+		if (rec_kind(c, &r) == R_HOLE && to > off) {
+			k->kind = CH_SKIP;
+			k->end = c->read_off = to;
+			return to >= c->w.size;
+		}
+	}
+	k->end = off + c->chunk < c->w.size ? off + c->chunk : c->w.size;
+	if (chunk_load(c, k, &k->err) < 0)
+		goto fail;
+	if (!c->compress)
+		mark_kept(c, k);
+	k->kind = CH_DATA;
+	c->read_off = k->end;
+	return k->end >= c->w.size;
+fail:
+	k->kind = CH_ERROR;
+	return true;
+}
+
+static int put(struct conv *c, uint64_t off, const uint8_t *p, size_t len,
+	       struct vise_err *e)
+{
+	if (c->w.ops->write(&c->w, off, p, len, e) < 0)
 		return -e->code;
-	r->len = keep ? len : 0;
-	r->off = off;
+	atomic_fetch_add(&c->job.written, len);
 	return 0;
 }
 
-/* Writes the chunk's needed, non-zero pieces, merging neighbours. */
-static int chunk_write_plain(struct conv *c, uint64_t base, uint64_t end,
+/* Writes chunk k's kept pieces, neighbours merged into one write. */
+static int chunk_write_plain(struct conv *c, struct chunk *k,
 			     struct vise_err *e)
 {
-	uint64_t piece = zero_piece(c);
-	struct run r = { 0, 0 };
+	uint64_t run_off = 0, run_len = 0, off, len;
 
-	for (uint64_t u = base; u < end; u += c->unit) {
-		uint64_t uend = end - u < c->unit ? end : u + c->unit;
-		bool need = c->need[(u - base) / c->unit];
-
-		for (uint64_t off = u; off < uend; off += piece) {
-			uint64_t len = uend - off < piece ? uend - off : piece;
-			bool w = need;
-
-			/* with -B, a zero unit is written: it hides the backing's */
-			if (w && c->sparse && !c->top_only &&
-			    buf_is_zero(c->buf + (off - base), (size_t)len))
-				w = false;
-			if (run_add(c, &r, base, off, len, w, e) < 0)
-				return -e->code;
+	for (uint64_t i = 0; piece_at(c, k, i, &off, &len); i++) {
+		if (k->keep[i] && run_len && run_off + run_len == off) {
+			run_len += len;
+			continue;
 		}
+		if (run_len && put(c, run_off, k->buf + (run_off - k->base),
+				   (size_t)run_len, e) < 0)
+			return -e->code;
+		run_off = off;
+		run_len = k->keep[i] ? len : 0;
 	}
-	return run_add(c, &r, base, end, 0, false, e);
+	if (run_len && put(c, run_off, k->buf + (run_off - k->base),
+			   (size_t)run_len, e) < 0)
+		return -e->code;
+	return 0;
 }
 
 /* -c: every needed cluster is compressed on the pool, then written in
  * guest order; a cluster that does not shrink is written plainly. */
-static int chunk_write_compressed(struct conv *c, uint64_t base, uint64_t end,
+static int chunk_write_compressed(struct conv *c, struct chunk *k,
 				  struct vise_err *e)
 {
 	uint32_t g = c->w.granularity;
 	size_t n = 0;
 
-	for (uint64_t off = base; off < end; off += g) {
-		size_t len = (size_t)(end - off < g ? end - off : g);
-		const uint8_t *p = c->buf + (off - base);
+	for (uint64_t off = k->base; off < k->end; off += g) {
+		size_t len = (size_t)(k->end - off < g ? k->end - off : g);
+		const uint8_t *p = k->buf + (off - k->base);
 
-		if (!c->need[(off - base) / c->unit])
+		if (!k->need[(off - k->base) / c->unit])
 			continue;
 		if (buf_is_zero(p, len) && !c->top_only)
 			continue;
-		c->tasks[n] = (struct ctask){ p, len, c->cbuf + (off - base), 0 };
+		c->tasks[n] = (struct ctask){ p, len, c->cbuf + (off - k->base), 0 };
 		n++;
 	}
 	pool_run(&c->pool, c->tasks, n);
 	for (size_t i = 0; i < n; i++) {
 		struct ctask *t = &c->tasks[i];
-		uint64_t off = base + (uint64_t)(t->in - c->buf);
+		uint64_t off = k->base + (uint64_t)(t->in - k->buf);
 
 		if (t->clen && t->clen < t->len) {
 			if (c->w.ops->write_compressed(&c->w, off, t->out, t->clen,
@@ -547,12 +634,47 @@ static bool throttle(struct conv *c)
 	return true;
 }
 
+/* The copy starts: the producer gets its thread, unless a chunk is too
+ * big to hold twice (or no thread starts: then it runs in the step). */
+static void copy_begin(struct conv *c)
+{
+	bool threaded = c->chunk <= READAHEAD_MAX;
+
+	if (pipeline_start(&c->pipe, produce, c, &c->ch[0], &c->ch[1],
+			   threaded) < 0)
+		pipeline_start(&c->pipe, produce, c, &c->ch[0], &c->ch[1], false);
+	c->pipe_up = true;
+}
+
+/* Hands the next chunk to the writer, or steps over a hole. */
+static int copy_next(struct conv *c, struct vise_err *e)
+{
+	struct chunk *k = pipeline_take(&c->pipe);
+	int rc = 0;
+
+	switch (k->kind) {
+	case CH_ERROR:
+		*e = k->err;
+		return -e->code;
+	case CH_END:
+		c->off = c->w.size;
+		break;
+	case CH_SKIP:
+		c->off = k->end;
+		break;
+	case CH_DATA:
+		rc = c->compress ? chunk_write_compressed(c, k, e)
+				 : chunk_write_plain(c, k, e);
+		c->off = k->end;
+		break;
+	}
+	pipeline_give_back(&c->pipe);
+	return rc;
+}
+
 static int conv_step(struct job *j, struct vise_err *e)
 {
 	struct conv *c = (struct conv *)j;
-	uint64_t base = c->off, end;
-	struct map_rec r;
-	int rc;
 
 	if (throttle(c))
 		return 0;
@@ -572,37 +694,11 @@ static int conv_step(struct job *j, struct vise_err *e)
 			return 0;
 		}
 	}
-	/* a long hole is skipped whole, to its last whole unit */
-	if (c->off >= c->copy_end) {
-		c->off = c->w.size;
-		return 0;
-	}
-	if (c->sparse) {
-		if (map_at(c, c->off, &r, e) < 0)
-			return -e->code;
-		if (rec_kind(c, &r) == R_HOLE) {
-			uint64_t to = c->off + r.length;
-
-			if (to < c->copy_end)
-				to -= to % c->unit;
-			else
-				to = c->w.size;
-			if (to > c->off) {
-				c->off = to;
-				atomic_store(&j->done, c->off);
-				return 0;
-			}
-		}
-	}
-	end = base + c->chunk < c->w.size ? base + c->chunk : c->w.size;
-	if (chunk_load(c, base, end, e) < 0)
+	if (!c->pipe_up)
+		copy_begin(c);
+	if (copy_next(c, e) < 0)
 		return -e->code;
-	rc = c->compress ? chunk_write_compressed(c, base, end, e)
-			 : chunk_write_plain(c, base, end, e);
-	if (rc < 0)
-		return rc;
-	c->off = end;
-	atomic_store(&j->done, end);
+	atomic_store(&j->done, c->off);
 	return 0;
 }
 
@@ -610,6 +706,10 @@ static void conv_cleanup(struct job *j, bool ok)
 {
 	struct conv *c = (struct conv *)j;
 
+	if (c->pipe_up) {
+		pipeline_stop(&c->pipe);
+		c->pipe_up = false;
+	}
 	if (c->pool_up) {
 		pool_stop(&c->pool);
 		c->pool_up = false;
@@ -641,8 +741,11 @@ static void conv_free(struct job *j)
 
 	if (c->nfiles || c->img || c->begun)
 		conv_cleanup(j, false);
-	free(c->buf);
-	free(c->need);
+	for (int i = 0; i < 2; i++) {
+		free(c->ch[i].buf);
+		free(c->ch[i].need);
+		free(c->ch[i].keep);
+	}
 	free(c->cbuf);
 	free(c->tasks);
 	free((void *)c->wo.keys);
@@ -752,10 +855,19 @@ static int conv_buffers(struct conv *c, const struct convert_opts *o,
 	c->unit = s > g ? (uint32_t)((s + g - 1) / g * g) : g;
 	c->chunk = c->unit >= CHUNK_MIN ? c->unit
 					: (CHUNK_MIN + c->unit - 1) / c->unit * c->unit;
-	c->buf = malloc(c->chunk);
-	c->need = malloc(c->chunk / c->unit + 1);
-	if (!c->buf || !c->need)
-		return err_set(e, VE_NOMEM, "out of memory for a %zu byte buffer", c->chunk);
+	c->piece = zero_piece(c);
+	c->per_unit = (c->unit + c->piece - 1) / c->piece;
+	for (int i = 0; i < (c->chunk <= READAHEAD_MAX ? 2 : 1); i++) {
+		size_t units = c->chunk / c->unit + 1;
+		struct chunk *k = &c->ch[i];
+
+		k->buf = malloc(c->chunk);
+		k->need = malloc(units);
+		k->keep = malloc(units * c->per_unit);
+		if (!k->buf || !k->need || !k->keep)
+			return err_set(e, VE_NOMEM, "out of memory for a %zu byte buffer",
+				       c->chunk);
+	}
 	if (!c->compress)
 		return 0;
 	c->cbuf = malloc(c->chunk);

@@ -4,9 +4,11 @@
 #ifndef VISE_FINDINGS_H
 #define VISE_FINDINGS_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum severity { SEV_INFO, SEV_WARN, SEV_ERROR };
 
@@ -55,6 +57,21 @@ struct finding *problem_add(struct findings *f, enum pclass cls,
 			    const char *expected, const char *fmt, ...)
 	__attribute__((format(printf, 8, 9)));
 void finding_guest(struct finding *x, uint64_t off, uint64_t len);
+/* For the wrappers that format a message before adding a finding:
+ * formats it into the array buf unless list f is full, where the finding
+ * will only be counted (formatting hundreds of thousands of dropped
+ * messages was most of the time a hostile table took). */
+#define FINDING_MSG(f, buf, fmt)                                        \
+	do {                                                            \
+		(buf)[0] = '\0';                                        \
+		if ((f)->n < FINDINGS_MAX) {                            \
+			va_list ap_;                                    \
+			va_start(ap_, fmt);                             \
+			vsnprintf(buf, sizeof(buf), fmt, ap_);          \
+			va_end(ap_);                                    \
+		}                                                       \
+	} while (0)
+
 const char *pclass_name(enum pclass c);   /* "note", "corruption", "leak" */
 void findings_free(struct findings *f);
 const char *severity_name(enum severity sev);

@@ -94,11 +94,8 @@ static struct finding *problem(struct chk_run *cr, enum pclass cls,
 			       const char *expected, const char *fmt, ...)
 {
 	char msg[200];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	FINDING_MSG(&cr->img->findings, msg, fmt);
 	return problem_add(&cr->img->findings, cls, at, structure, field, found,
 			   expected, "%s", msg);
 }

@@ -401,11 +401,8 @@ struct finding *vdi_map_finding(struct image *img, enum severity sev,
 {
 	struct vdi *v = vdi_of(img);
 	char msg[200], fl[40];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	FINDING_MSG(&img->findings, msg, fmt);
 	snprintf(fl, sizeof fl, "entry %u", i);
 	struct finding *x = finding_add(&img->findings, sev,
 					v->off_bmap + 4ull * i, "block map",
@@ -426,11 +423,8 @@ static void entry_problem(struct image *img, uint32_t i, uint32_t x,
 			  const char *expected, const char *fmt, ...)
 {
 	char msg[200];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	FINDING_MSG(&img->findings, msg, fmt);
 	struct finding *f = vdi_map_finding(img, SEV_ERROR, i, "%s", msg);
 	snprintf(f->found, sizeof f->found, "block %u", x);
 	snprintf(f->expected, sizeof f->expected, "%s", expected);

@@ -151,11 +151,8 @@ static void bat_problem(struct bat_scan *s, enum pclass cls, uint64_t idx,
 	struct vhdx *v = s->v;
 	uint64_t per = v->chunk_ratio + 1, g, len;
 	char fl[40], found[48], msg[200];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	FINDING_MSG(&s->img->findings, msg, fmt);
 	if (idx % per == v->chunk_ratio) {
 		g = idx / per * v->chunk_ratio * v->block_size;
 		len = v->chunk_ratio * v->block_size;

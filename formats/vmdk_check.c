@@ -77,11 +77,8 @@ static struct finding *xproblem(struct image *img, const struct seen *s,
 				const char *fmt, ...)
 {
 	char msg[200];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	FINDING_MSG(&img->findings, msg, fmt);
 	if (own_file(img, x))
 		return chk_problem(&img->findings, s, cls, at, st, field, found,
 				   expected, "%s", msg);
@@ -454,11 +451,8 @@ static void grain_problem(struct xchk *k, enum pclass cls, uint32_t gdi,
 			  const char *fmt, ...)
 {
 	char st[40], field[24], found[24], msg[160];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	FINDING_MSG(&k->img->findings, msg, fmt);
 	st_name(k->img, k->x, st, sizeof st, "grain table", gdi);
 	snprintf(field, sizeof field, "entry %u", gti);
 	snprintf(found, sizeof found, "sector %u", gte);
@@ -648,11 +642,8 @@ static void meta_problem(struct xchk *k, enum pclass cls, uint64_t at,
 			 const char *fmt, ...)
 {
 	char st[40], f[24], x[24], msg[160];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	FINDING_MSG(&k->img->findings, msg, fmt);
 	st_name(k->img, k->x, st, sizeof st, "metadata marker", -1);
 	snprintf(f, sizeof f, "%llu", (unsigned long long)found);
 	snprintf(x, sizeof x, "%llu", (unsigned long long)expected);
