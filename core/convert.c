@@ -31,6 +31,7 @@
 #include <string.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,7 +42,7 @@
 
 #define CHUNK_MIN (4u << 20)
 #define UNIT_MAX (256u << 20)
-#define MAX_FILES 64
+#define FILES_MAX 4096   /* a 2 TiB twoGbMaxExtent VMDK has 1025 */
 #define READAHEAD_MAX (32u << 20)   /* bigger chunks are not held twice */
 
 struct cfile {
@@ -87,8 +88,8 @@ struct conv {
 	uint64_t rate;         /* -r, bytes a second; 0 = no limit */
 	char **strs;           /* every copied string, freed at the end */
 	size_t nstrs;
-	struct cfile files[MAX_FILES];
-	size_t nfiles;
+	struct cfile *files;
+	size_t nfiles, files_cap;
 	bool force;
 	uint64_t off;          /* next guest offset to copy */
 	uint64_t copy_end;     /* min(source size, output size) */
@@ -211,6 +212,31 @@ static void pool_run(struct pool *p, struct ctask *t, size_t n)
 
 /* ---- output files ---- */
 
+/* Room for one more output file, and a descriptor for it: the soft limit
+ * on open files (often 1024) is raised to the hard one when it is near. */
+static int files_room(struct conv *c, struct vise_err *e)
+{
+	struct rlimit rl;
+
+	if (c->nfiles >= FILES_MAX)
+		return err_set(e, VE_RANGE, "more than %u output files", FILES_MAX);
+	if (c->nfiles == c->files_cap) {
+		size_t cap = c->files_cap ? 2 * c->files_cap : 4;
+		struct cfile *n = realloc(c->files, cap * sizeof *n);
+
+		if (!n)
+			return err_set(e, VE_NOMEM, "out of memory");
+		c->files = n;
+		c->files_cap = cap;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    c->nfiles + 64 > rl.rlim_cur && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return 0;
+}
+
 static int file_add(struct conv *c, const char *final, bool in_place,
 		    struct src **out, struct vise_err *e)
 {
@@ -218,9 +244,10 @@ static int file_add(struct conv *c, const char *final, bool in_place,
 	char *partial = NULL;
 	int r;
 
-	if (c->nfiles >= MAX_FILES)
-		return err_set(e, VE_NOMEM, "too many output files");
+	if (files_room(c, e) < 0)
+		return -e->code;
 	f = &c->files[c->nfiles];
+	memset(f, 0, sizeof *f);
 	f->final = conv_strdup(c, final);
 	if (!in_place) {
 		size_t n = strlen(final) + sizeof ".partial";
@@ -753,6 +780,7 @@ static void conv_free(struct job *j)
 	for (size_t i = 0; i < c->nstrs; i++)
 		free(c->strs[i]);
 	free(c->strs);
+	free(c->files);
 	free(c);
 }
 

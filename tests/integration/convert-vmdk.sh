@@ -179,6 +179,38 @@ if vok rt/vmdk rt1.out rt1.err convert -O vmdk sparse.qcow2 rt.vmdk &&
 	fi
 fi
 
+# A 150 GiB disk in 2 GB extents needs 76 files (the engine once held at
+# most 64), and with a soft limit of 40 open files the engine raises it to
+# the hard one; under a hard limit of 40 it fails cleanly.
+truncate -s 150G big.raw && printf 'last' | dd of=big.raw bs=1 \
+	seek=$((149 << 30)) conv=notrunc status=none
+mkdir -p split
+for sf in twoGbMaxExtentSparse twoGbMaxExtentFlat; do
+	rm -f split/*
+	# vrun in a subshell: its rc comes back as the exit status
+	(ulimit -S -n 40 && vrun ext.out ext.err convert -O vmdk \
+		-o subformat=$sf big.raw split/d.vmdk; exit $rc)
+	_rc=$?
+	_nf=$(ls split | wc -l)
+	if [ $_rc -eq 0 ] && [ "$_nf" -eq 76 ] && ! grep -q -e Sanitizer \
+	   -e 'runtime error' ext.err && qemu-img compare -q big.raw split/d.vmdk; then
+		pass "many-extents-$sf"
+	else
+		fail "many-extents-$sf" "exit $_rc, $_nf files (76 expected), or qemu-img compare differs: $(head -c 200 ext.err)"
+	fi
+done
+rm -f split/*
+(ulimit -n 40 && vrun hard.out hard.err convert -O vmdk \
+	-o subformat=twoGbMaxExtentFlat big.raw split/d.vmdk; exit $rc)
+_rc=$?
+if [ $_rc -eq 1 ] && grep -q 'Too many open files' hard.err &&
+   [ -z "$(ls split)" ]; then
+	pass fd-limit-clean
+else
+	fail fd-limit-clean "exit $_rc, files left: $(ls split | head -3 | tr '\n' ' '): $(head -c 200 hard.err)"
+fi
+rm -rf split big.raw
+
 # refused options leave no output behind
 refuse() {
 	_rn=$1
