@@ -159,7 +159,7 @@ static int backing_missing(struct image *img, enum severity sev,
 			   const struct vise_err *why)
 {
 	char buf[512];
-	finding_add(&img->findings, sev, FINDING_NO_OFFSET, "backing file",
+	finding_add(&img->findings, sev, img->backing_name_off, "backing file",
 		    "backing_file", "backing file '%s' not opened: %s",
 		    img->backing_name, err_str(why, buf, sizeof buf));
 	return 0;
@@ -205,7 +205,7 @@ int image_open_backing(struct image *img, struct vise_err *e)
 	if (!img->backing_name || img->opts.no_backing || img->backing)
 		return 0;
 	if (img->depth + 1 >= CHAIN_MAX) {
-		finding_add(&img->findings, SEV_ERROR, FINDING_NO_OFFSET,
+		finding_add(&img->findings, SEV_ERROR, img->backing_name_off,
 			    "backing file", "backing_file",
 			    "backing chain deeper than %d layers; '%s' not opened",
 			    CHAIN_MAX, img->backing_name);
@@ -278,6 +278,7 @@ static int open_layer(struct src *src, const char *path, const char *dir,
 	img->opts = *opts;
 	img->depth = depth;
 	img->above = above;
+	img->backing_name_off = FINDING_NO_OFFSET;
 	set_identity(img, path);
 	int r = pick_driver(src, opts, img, e);
 	if (r == 0) {

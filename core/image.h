@@ -74,6 +74,7 @@ struct image {
 	 * with the name.  backing is NULL when there is none, when it was
 	 * refused, or when opening it failed (see findings). */
 	char *backing_name;        /* as stored in the image */
+	uint64_t backing_name_off; /* where, or FINDING_NO_OFFSET */
 	char *backing_fmt;         /* format named by the image, or NULL */
 	char *backing_full;        /* resolved path, or NULL */
 	struct image *backing;

@@ -272,6 +272,7 @@ static void read_backing_name(struct image *img)
 	if (!name[0])
 		return;
 	img->backing_name = vise_strdup(name);
+	img->backing_name_off = off;
 }
 
 static int read_header(struct image *img, struct vise_err *e)

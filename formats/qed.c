@@ -266,6 +266,7 @@ static void read_backing_name(struct image *img)
 	if (!name[0])
 		return;
 	img->backing_name = vise_strdup(name);
+	img->backing_name_off = off;
 	if (q->h.features & QED_F_BACKING_FORMAT_NO_PROBE)
 		img->backing_fmt = vise_strdup("raw");
 }

@@ -288,6 +288,15 @@ if q create -f qcow2 c0.qcow2 1M; then
 		limit chain-17 c16.qcow2 backing_file "deeper than 16 layers; 'c0.qcow2' not opened" \
 			info --json --backing-chain c16.qcow2 &&
 			shown chain-17 '"c1.qcow2"' 15 filename
+		# the finding points at layer 15's backing file name
+		_bo=$(python3 -c 'import struct, sys
+print(struct.unpack(">Q", open(sys.argv[1], "rb").read(16)[8:16])[0])' c1.qcow2)
+		if $SUITE expect chain-17.json backing_file 'deeper than' |
+		   grep -q " at $_bo: "; then
+			pass limit/chain-17/offset
+		else
+			fail limit/chain-17/offset "not at backing_file_offset $_bo: $($SUITE expect chain-17.json backing_file 'deeper than')"
+		fi
 		# 16 layers are followed without a finding
 		if vok limit/chain-16 chain16.json chain16.err info --json --backing-chain c15.qcow2; then
 			if grep -q 'deeper than' chain16.json; then
