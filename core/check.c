@@ -482,8 +482,7 @@ static void finish(struct check_state *cs)
 			 "%s: no errors were found", cs->img->path);
 	else
 		snprintf(cs->job.result, sizeof cs->job.result,
-			 "%s: %s (every problem: 'vise check %s' in a shell)",
-			 cs->img->path, what, cs->img->path);
+			 "%s: %s", cs->img->path, what);
 }
 
 static int check_step(struct job *j, struct vise_err *e)

@@ -170,6 +170,18 @@ static int check_inline(struct cmd_ctx *ctx, const char *path,
 	return 0;
 }
 
+/* A finished background check's report and problems, as `vise check`
+ * prints them. */
+static void check_details(struct job *j, FILE *out)
+{
+	struct sink s;
+
+	sink_init(&s, out, false);
+	report_text(&s, check_job_report(j));
+	cmd_emit_findings(&s, &check_job_image(j)->findings);
+	sink_end(&s);
+}
+
 static int check_in_tui(struct cmd_ctx *ctx, const char *path,
 			const struct open_opts *opts, const struct check_args *a)
 {
@@ -188,8 +200,8 @@ static int check_in_tui(struct cmd_ctx *ctx, const char *path,
 		image_close(img);
 		return cmd_fail(ctx, "check", &e);
 	}
-	/* The job's result line is what the TUI shows when it ends; the full
-	 * problem list needs `vise check` in a shell. */
+	/* the TUI logs the result line, then these details */
+	j->details = check_details;
 	if (ctx->start_job(ctx, j) < 0) {
 		fprintf(ctx->err, "vise: check: cannot start the job\n");
 		job_free(j);

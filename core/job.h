@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "core/err.h"
@@ -25,6 +26,9 @@ struct job {
 	 * a job that did not must remove what it half-made (DST.partial). */
 	void (*cleanup)(struct job *j, bool ok);
 	void (*free)(struct job *j);   /* frees priv and the job */
+	/* Optional: what a finished job has to say beyond its result line,
+	 * as text lines (a check's problems), for the TUI's Log. */
+	void (*details)(struct job *j, FILE *out);
 	void *priv;
 
 	_Atomic uint64_t done;       /* units of work done (bytes of guest data) */

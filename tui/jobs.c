@@ -4,6 +4,7 @@
  * Workers never touch ncurses, readline or the model. */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -87,6 +88,32 @@ int ui_start_job(struct ui *ui, struct job *j)
 	return t->id;
 }
 
+/* A finished job's details, line by line, at most DETAIL_LINES of them. */
+#define DETAIL_LINES 400
+static void log_details(struct ui *ui, struct job *j)
+{
+	char *text = NULL, *line, *next;
+	size_t len = 0;
+	int n = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return;
+	j->details(j, f);
+	fclose(f);
+	for (line = text; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (n++ < DETAIL_LINES)
+			ui_log(ui, "  %s", line);
+	}
+	if (n > DETAIL_LINES)
+		ui_log(ui, "  ... and %d more lines (the command in a shell "
+		       "prints them all)", n - DETAIL_LINES);
+	free(text);
+}
+
 /* Joins workers that have ended and logs their result. */
 void ui_jobs_reap(struct ui *ui)
 {
@@ -101,6 +128,8 @@ void ui_jobs_reap(struct ui *ui)
 		       atomic_load(&t->j->state) == JOB_DONE ? "finished" :
 		       atomic_load(&t->j->state) == JOB_CANCELLED ? "cancelled" :
 		       "failed", t->j->result);
+		if (t->j->details && atomic_load(&t->j->state) == JOB_DONE)
+			log_details(ui, t->j);
 	}
 }
 
