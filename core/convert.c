@@ -102,6 +102,7 @@ struct conv {
 	struct pipeline pipe;
 	bool pipe_up;
 	uint64_t read_off;     /* the next guest offset the producer maps */
+	struct map_rec map_last;   /* map_at's last answer (producer only) */
 	bool top_only;         /* -B: copy only the source's top layer */
 	bool compress;
 	uint8_t *cbuf;         /* compressed units of one chunk */
@@ -349,24 +350,34 @@ static int rec_kind(const struct conv *c, const struct map_rec *r)
 	return (r->zero || !r->present || !r->data) ? R_HOLE : R_DATA;
 }
 
+/* The source's map record at off, answered from off and cut at copy_end.
+ * The last record is kept: a chunk asks about the same range up to three
+ * times (the hole skip, then both passes of chunk_load), and on a raw
+ * source every question is two lseek calls. */
 static int map_at(struct conv *c, uint64_t off, struct map_rec *r,
 		  struct vise_err *e)
 {
-	if (image_map_rec(c->img, off, r, e) < 0)
-		return -e->code;
-	if (r->length == 0)
-		return err_set(e, VE_FORMAT, "map of '%s' stalls at 0x%" PRIx64,
-			       c->img->path, off);
-	if (r->start != off) {
-		/* records are answered from off; make it so */
-		uint64_t end = r->start + r->length;
+	struct map_rec *m = &c->map_last;
 
-		if (r->start > off || end <= off)
+	if (!m->length || off < m->start || off - m->start >= m->length) {
+		if (image_map_rec(c->img, off, m, e) < 0) {
+			m->length = 0;
+			return -e->code;
+		}
+		if (m->length == 0)
+			return err_set(e, VE_FORMAT, "map of '%s' stalls at 0x%" PRIx64,
+				       c->img->path, off);
+		if (m->start > off || m->start + m->length <= off) {
+			m->length = 0;
 			return err_set(e, VE_FORMAT, "map of '%s' misses 0x%" PRIx64,
 				       c->img->path, off);
-		r->start = off;
-		r->length = end - off;
+		}
 	}
+	*r = *m;
+	if (r->has_offset)
+		r->offset += off - m->start;
+	r->start = off;
+	r->length = m->start + m->length - off;
 	if (r->length > c->copy_end - off)
 		r->length = c->copy_end - off;
 	return 0;
