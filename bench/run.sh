@@ -12,9 +12,12 @@
 # Noise: on a virtual machine, the first touch of memory the guest has not
 # used lately costs the hypervisor's page faults.  Writing 1 GiB into the
 # page cache took 0.25 s or 3 s here depending only on which pages the
-# kernel handed out.  So before every timed run, WARM_MB (2048) MiB of
-# /dev/shm are written and freed, outside the timing, which leaves backed
-# pages for the run to take; and the median of 5 runs is kept.
+# kernel handed out, so runs on a warm cache scattered by 2-3x.  Before
+# every timed run the page cache is therefore dropped (as root; the
+# sources are then read from the disk, as a big image is in real use) and
+# the runs became steady to about 10%.  Without root, WARM_MB (2048) MiB
+# of /dev/shm are written and freed instead, which helps less.  The median
+# of 5 runs is kept.
 #
 # Fairness: qemu-img never flushes its output (it writes through an unsafe
 # cache), vise fsyncs before its rename; so every qemu-img run is followed
@@ -97,12 +100,17 @@ qemu-img "$@" && python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDON
 EOF
 chmod +x qemu-sync.sh
 
-# Touches WARM_MB of memory and frees it (see Noise above).
-warm() {
+# Before a timed run (see Noise above): flush, then drop the page cache,
+# or without root touch WARM_MB of memory and free it.
+settle() {
+	sync
+	if [ -w /proc/sys/vm/drop_caches ]; then
+		echo 3 >/proc/sys/vm/drop_caches
+		return
+	fi
 	[ -d /dev/shm ] && [ "${WARM_MB:-2048}" -gt 0 ] || return 0
 	head -c "$((${WARM_MB:-2048} << 20))" /dev/zero >/dev/shm/vise-bench-warm 2>/dev/null
 	rm -f /dev/shm/vise-bench-warm
-	sync
 }
 
 # job NAME "VISE ARGS" "QEMU ARGS" DST  (BENCH_ONLY=PATTERN: only the
@@ -114,11 +122,11 @@ job() {
 	_i=0
 	while [ $_i -lt "$RUNS" ]; do
 		rm -f "$_d" "$_d.partial"
-		warm
+		settle
 		# shellcheck disable=SC2086
 		timed "$_n.v" "$VISE" convert $_va "$_d" || return
 		rm -f "$_d"
-		warm
+		settle
 		# shellcheck disable=SC2086
 		timed "$_n.q" ./qemu-sync.sh $_qa "$_d" || return
 		rm -f "$_d"
