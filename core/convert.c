@@ -936,6 +936,7 @@ static int conv_open(struct conv *c, const struct convert_opts *o,
 		return err_set(e, VE_UNSUPPORTED, "cannot write format '%s'", d->name);
 	if (image_open(o->src, &so, &c->img, e) < 0)
 		return -e->code;
+	image_read_sequentially(c->img);
 	if (o->existing && check_existing(o, d, c->img, &in_place, e) < 0)
 		return -e->code;
 	if (c->wo.backing && check_backing(c, o->dst, e) < 0)

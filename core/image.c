@@ -445,6 +445,14 @@ int image_open(const char *path, const struct open_opts *opts,
 	return r;
 }
 
+#define SEQUENTIAL_READ_AHEAD (8u << 20)
+
+void image_read_sequentially(struct image *img)
+{
+	for (; img; img = img->backing)
+		img->src->read_ahead = SEQUENTIAL_READ_AHEAD;
+}
+
 void image_close(struct image *img)
 {
 	if (!img)

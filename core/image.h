@@ -222,6 +222,9 @@ int image_open_src(struct src *src, const char *path, const char *dir,
 		   const struct open_opts *opts, int depth,
 		   struct image **out, struct vise_err *e);
 void image_close(struct image *img);   /* closes the whole chain below too */
+/* Says that img and its backing layers will be read from start to end
+ * (convert): their file reads then ask the kernel for what follows. */
+void image_read_sequentially(struct image *img);
 
 /* The extent of this layer only that starts at off (off < virtual_size). */
 int image_extent(struct image *img, uint64_t off, struct extent *ext,

@@ -32,6 +32,9 @@ struct src {
 	uint64_t size;
 	int refs;
 	bool writable;
+	uint32_t read_ahead;   /* a file read also asks the kernel for this
+				* many bytes past it: set for a sequential
+				* reader (convert), 0 otherwise */
 	void *priv;
 };
 
