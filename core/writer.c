@@ -184,3 +184,25 @@ void wopt_print_help(FILE *fp, const char *fmt, const struct writer_ops *w)
 				d->def ? d->def : "", d->def ? ")" : "");
 	}
 }
+
+int write_run_flush(struct src *out, struct write_run *r, struct vise_err *e)
+{
+	int rc = r->len ? src_write(out, r->host, r->p, r->len, e) : 0;
+
+	r->len = 0;
+	return rc;
+}
+
+int write_run_add(struct src *out, struct write_run *r, uint64_t host,
+		  const uint8_t *p, size_t n, struct vise_err *e)
+{
+	if (r->len && (r->host + r->len != host || r->p + r->len != p) &&
+	    write_run_flush(out, r, e) < 0)
+		return -e->code;
+	if (!r->len) {
+		r->host = host;
+		r->p = p;
+	}
+	r->len += n;
+	return 0;
+}

@@ -133,4 +133,18 @@ struct writer {
 	void *engine;              /* the engine's private state */
 };
 
+/* Data a writer has placed but not yet written: pieces that follow each
+ * other both in the file and in the caller's buffer go out in one call
+ * (one call per cluster was 16 384 calls a GiB).  The buffer is the
+ * engine's, valid during one write(): flush before returning. */
+struct write_run {
+	uint64_t host;
+	const uint8_t *p;
+	size_t len;
+};
+
+int write_run_add(struct src *out, struct write_run *r, uint64_t host,
+		  const uint8_t *p, size_t n, struct vise_err *e);
+int write_run_flush(struct src *out, struct write_run *r, struct vise_err *e);
+
 #endif

@@ -282,24 +282,9 @@ static uint64_t q2_subcluster_bits(const struct q2w *q, const uint8_t *p,
 
 /* ---- data ---- */
 
-struct q2_pending {
-	uint64_t host;
-	const uint8_t *p;
-	size_t len;
-};
-
-static int q2_pending_flush(struct writer *w, struct q2_pending *pd,
-			    struct vise_err *e)
-{
-	if (pd->len && src_write(w->out, pd->host, pd->p, pd->len, e) < 0)
-		return -e->code;
-	pd->len = 0;
-	return 0;
-}
-
 /* One cluster of guest data (n bytes, short only at the end). */
 static int q2_cluster(struct writer *w, uint64_t gc, const uint8_t *p,
-		      size_t n, struct q2_pending *pd, struct vise_err *e)
+		      size_t n, struct write_run *pd, struct vise_err *e)
 {
 	struct q2w *q = w->priv;
 	uint64_t bits = 0, host;
@@ -323,15 +308,8 @@ static int q2_cluster(struct writer *w, uint64_t gc, const uint8_t *p,
 		bits = 0xffffffffu;
 	if (q2_grow(q, 1, &host, e) < 0)
 		return -e->code;
-	if (pd->len && (pd->host + pd->len != host || pd->p + pd->len != p ||
-			pd->len % q->cs))
-		if (q2_pending_flush(w, pd, e) < 0)
-			return -e->code;
-	if (!pd->len) {
-		pd->host = host;
-		pd->p = p;
-	}
-	pd->len += n;
+	if (write_run_add(w->out, pd, host, p, n, e) < 0)
+		return -e->code;
 	q2_l2_set(q, gc, host | QCOW2_COPIED, bits);
 	return 0;
 }
@@ -340,7 +318,7 @@ static int q2_write(struct writer *w, uint64_t off, const void *buf,
 		    size_t len, struct vise_err *e)
 {
 	struct q2w *q = w->priv;
-	struct q2_pending pd = { 0, NULL, 0 };
+	struct write_run pd = { 0, NULL, 0 };
 	const uint8_t *p = buf;
 
 	if (q->prealloc)
@@ -350,7 +328,7 @@ static int q2_write(struct writer *w, uint64_t off, const void *buf,
 		size_t n = len < q->cs ? len : q->cs;
 
 		if (q->l2_idx != (int64_t)(gc / q->l2n)) {
-			if (q2_pending_flush(w, &pd, e) < 0 ||
+			if (write_run_flush(w->out, &pd, e) < 0 ||
 			    q2_l2_open(w, gc, e) < 0)
 				return -e->code;
 		}
@@ -360,7 +338,7 @@ static int q2_write(struct writer *w, uint64_t off, const void *buf,
 		p += n;
 		len -= n;
 	}
-	return q2_pending_flush(w, &pd, e);
+	return write_run_flush(w->out, &pd, e);
 }
 
 /* Where clen compressed bytes go: right after the previous ones while

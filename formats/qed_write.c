@@ -237,39 +237,8 @@ static bool is_zero(const uint8_t *p, size_t n)
 /* One cluster, or the part of it at `in` that this write holds.  A
  * cluster is placed when its first byte arrives; the last cluster of the
  * disk is padded to its full size. */
-/* Data bytes not yet written: contiguous clusters of one write() go to
- * the file in one call (one per cluster was 16 384 calls a GiB). */
-struct pending {
-	uint64_t host;
-	const uint8_t *p;
-	size_t len;
-};
-
-static int pending_flush(struct writer *w, struct pending *pd,
-			 struct vise_err *e)
-{
-	int r = pd->len ? src_write(w->out, pd->host, pd->p, pd->len, e) : 0;
-
-	pd->len = 0;
-	return r;
-}
-
-static int pending_add(struct writer *w, struct pending *pd, uint64_t host,
-		       const uint8_t *p, size_t n, struct vise_err *e)
-{
-	if (pd->len && (pd->host + pd->len != host || pd->p + pd->len != p) &&
-	    pending_flush(w, pd, e) < 0)
-		return -e->code;
-	if (!pd->len) {
-		pd->host = host;
-		pd->p = p;
-	}
-	pd->len += n;
-	return 0;
-}
-
 static int put(struct writer *w, struct qedw *q, uint64_t off,
-	       const uint8_t *p, size_t n, struct pending *pd,
+	       const uint8_t *p, size_t n, struct write_run *pd,
 	       struct vise_err *e)
 {
 	uint64_t c = off / q->cluster, in = off % q->cluster;
@@ -287,7 +256,7 @@ static int put(struct writer *w, struct qedw *q, uint64_t off,
 		q->l2[i] = q->next;
 		q->next += q->cluster;
 	}
-	return pending_add(w, pd, q->l2[i] + in, p, n, e);
+	return write_run_add(w->out, pd, q->l2[i] + in, p, n, e);
 }
 
 static int qedw_write(struct writer *w, uint64_t off, const void *buf,
@@ -295,7 +264,7 @@ static int qedw_write(struct writer *w, uint64_t off, const void *buf,
 {
 	struct qedw *q = w->priv;
 	const uint8_t *p = buf;
-	struct pending pd = { 0, NULL, 0 };
+	struct write_run pd = { 0, NULL, 0 };
 
 	if (off < q->done || off + len > q->size || off + len < off)
 		return err_set(e, VE_RANGE, "qed writer: write of %zu bytes at "
@@ -314,7 +283,7 @@ static int qedw_write(struct writer *w, uint64_t off, const void *buf,
 		p += n;
 		len -= n;
 	}
-	return pending_flush(w, &pd, e);
+	return write_run_flush(w->out, &pd, e);
 }
 
 /* ---- finish ---- */
