@@ -17,6 +17,7 @@ static const struct src_ops window_ops;
 
 struct file_priv {
 	int fd;
+	uint64_t asked_from, asked_to;   /* the range ask_kernel asked for last */
 };
 
 /* A big read from a cold cache would be read a device request at a time
@@ -25,19 +26,28 @@ struct file_priv {
  * (qemu-img) does.  A sequential reader asks for what follows too, up to
  * the next hole: reading ahead into a hole only fills the cache with
  * zero pages nobody reads (a sparse raw source took twice as long). */
-static void ask_kernel(const struct src *s, int fd, uint64_t off, size_t len)
+static void ask_kernel(const struct src *s, struct file_priv *p, uint64_t off,
+		       size_t len)
 {
 	uint64_t want = len;
 
 	if (s->read_ahead) {
-		off_t hole = lseek(fd, (off_t)(off + len), SEEK_HOLE);
+		/* Reads inside what was asked for last, with half the window
+		 * still ahead of them, ask nothing: a compressed source reads
+		 * a cluster at a time. */
+		if (off >= p->asked_from &&
+		    off + len + s->read_ahead / 2 <= p->asked_to)
+			return;
+		off_t hole = lseek(p->fd, (off_t)(off + len), SEEK_HOLE);
 
 		want += s->read_ahead;
 		if (hole >= 0 && (uint64_t)hole < off + want)
 			want = (uint64_t)hole - off;
+		p->asked_from = off;
+		p->asked_to = off + want;
 	}
 	if (want >= READ_WILLNEED_MIN)
-		posix_fadvise(fd, (off_t)off, (off_t)want, POSIX_FADV_WILLNEED);
+		posix_fadvise(p->fd, (off_t)off, (off_t)want, POSIX_FADV_WILLNEED);
 }
 
 static int file_pread(struct src *s, void *buf, size_t len, uint64_t off,
@@ -46,7 +56,7 @@ static int file_pread(struct src *s, void *buf, size_t len, uint64_t off,
 	struct file_priv *p = s->priv;
 	size_t done = 0;
 
-	ask_kernel(s, p->fd, off, len);
+	ask_kernel(s, p, off, len);
 	while (done < len) {
 		ssize_t r = pread(p->fd, (char *)buf + done, len - done,
 				  (off_t)(off + done));
@@ -174,7 +184,7 @@ int src_open_file(const char *path, int flags, struct src **out,
 		off_t end = lseek(fd, 0, SEEK_END);
 		size = end > 0 ? (uint64_t)end : 0;
 	}
-	struct file_priv *p = malloc(sizeof *p);
+	struct file_priv *p = calloc(1, sizeof *p);
 	struct src *s = p ? src_new(&file_ops, path, size, p) : NULL;
 	if (!s) {
 		free(p);
