@@ -34,62 +34,11 @@ TIME=
 [ -x /usr/bin/time ] && TIME=/usr/bin/time
 mkdir -p "$DIR" || exit 1
 
-# The generator: a v3 image, 64 KiB clusters, 16-bit refcounts; clusters
-# allocated in the order a random-order writer would allocate them.
+# The generator: tests/integration/scattered_qcow2.py (a v3 image, 64 KiB
+# clusters, 16-bit refcounts; clusters allocated in the order a
+# random-order writer would allocate them).
 gen() {
-	python3 - "$1" <<'EOF'
-import random, struct, sys
-
-CB = 16
-CS = 1 << CB
-SIZE = 64 << 30
-N = SIZE // CS                    # 1 Mi guest clusters, all allocated
-L2N = CS // 8                     # entries per L2 table
-L1N = N // L2N
-PER_BLOCK = CS * 8 // 16
-
-random.seed(7)
-order = list(range(N))
-random.shuffle(order)
-
-total_guess = 3 + 64 + L1N + N    # header, reftable, L1, blocks, L2s, data
-nblocks = (total_guess + PER_BLOCK - 1) // PER_BLOCK
-first_free = 3 + nblocks          # after header, reftable, L1, blocks
-l2_at = [0] * L1N
-l2 = [bytearray(CS) for _ in range(L1N)]
-nxt = first_free
-for g in order:
-    i, j = divmod(g, L2N)
-    if not l2_at[i]:
-        l2_at[i] = nxt
-        nxt += 1
-    struct.pack_into(">Q", l2[i], 8 * j, (1 << 63) | (nxt << CB))
-    nxt += 1
-used = nxt
-assert (used + PER_BLOCK - 1) // PER_BLOCK <= nblocks
-
-with open(sys.argv[1], "wb") as f:
-    hdr = bytearray(CS)
-    struct.pack_into(">IIQIIQIIQQIIQQQQII", hdr, 0, 0x514649FB, 3, 0, 0, CB,
-                     SIZE, 0, L1N, 2 * CS, 1 * CS, 1, 0, 0, 0, 0, 0, 4, 112)
-    f.write(hdr)                                   # ends with the end mark
-    rt = bytearray(CS)
-    for b in range(nblocks):
-        struct.pack_into(">Q", rt, 8 * b, (3 + b) * CS)
-    f.write(rt)
-    l1 = bytearray(CS)
-    for i in range(L1N):
-        struct.pack_into(">Q", l1, 8 * i, (1 << 63) | (l2_at[i] * CS))
-    f.write(l1)
-    one = struct.pack(">H", 1)
-    for b in range(nblocks):
-        lo, hi = b * PER_BLOCK, min((b + 1) * PER_BLOCK, used)
-        f.write((one * max(0, hi - lo)).ljust(CS, b"\0"))
-    for i in range(L1N):
-        f.seek(l2_at[i] * CS)
-        f.write(l2[i])
-    f.truncate(used * CS)
-EOF
+	python3 "$(dirname "$0")/../tests/integration/scattered_qcow2.py" "$1" 64
 }
 
 make_images() {

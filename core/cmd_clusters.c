@@ -73,10 +73,15 @@ static void clusters_print(struct sink *s, struct image *img,
 		sink_str(s, "filename", img->path);
 		sink_u64(s, "file-size", hm->file_size);
 		sink_u64(s, "cluster-size", img->cluster_size);
+		sink_bool(s, "data-by-host-runs", hm->guest_offsets_dropped);
 		sink_arr_begin(s, "ranges");
 	} else {
 		sink_printf(s, "file: %s, %" PRIu64 " bytes, cluster size %u\n",
 			    img->path, hm->file_size, img->cluster_size);
+		if (hm->guest_offsets_dropped)
+			sink_printf(s, "note: more than 65536 runs: whole data "
+				    "clusters are listed by host runs, without "
+				    "guest offsets (vise map has those)\n");
 	}
 	for (size_t i = 0; i < hm->n; i++) {
 		if (json)

@@ -58,11 +58,13 @@ static struct finding *finding_new(struct findings *f, enum severity sev,
 	struct finding *x;
 	if (findings_grow(f)) {
 		x = &f->v[f->n++];
+		memset(x, 0, sizeof *x);
 	} else {
+		/* not cleared: nobody reads it, and clearing 600 bytes per
+		 * dropped finding cost a zeroed table a third of its time */
 		f->dropped++;
 		x = &f->scratch;
 	}
-	memset(x, 0, sizeof *x);
 	x->sev = sev;
 	x->cls = cls;
 	return x;

@@ -5,8 +5,9 @@
  * says they are in use, free otherwise), for every format alike.
  *
  * Memory: one record per run of adjacent claims with the same owner (data
- * clusters written in order coalesce), so it grows with fragmentation, not
- * with the file size. */
+ * clusters written in order coalesce), and past 64K runs whole data
+ * clusters in two bits each, so a fragmented image costs a bitmap of its
+ * file, not a record per cluster (core/hostmap.c). */
 #ifndef VISE_HOSTMAP_H
 #define VISE_HOSTMAP_H
 
@@ -28,6 +29,9 @@ struct hostmap {
 	uint64_t file_size;
 	uint64_t bytes[OWN__COUNT];  /* totals per owner */
 	size_t overlaps, leaked_ranges, past_eof;
+	/* An image of more than 64K runs: whole data clusters were kept
+	 * as a bitmap, and their ranges carry no guest offset or index. */
+	bool guest_offsets_dropped;
 };
 
 /* Builds the map of one layer.  Findings for overlaps and claims past the

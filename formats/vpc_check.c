@@ -19,6 +19,7 @@
  * the spec asks; data that is not 4 KiB aligned (qemu's layout) is valid
  * and not reported.
  * The repair is in vpc_repair.c. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,15 +203,35 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A finding about BAT entry i; nothing is formatted once the list is
+ * full (a zeroed BAT of 4 million entries is 4 million findings). */
+/* A disk written in order (qemu-img convert, Hyper-V) keeps its blocks
+ * in BAT order, and then there is nothing to sort. */
+static bool ascending(const uint64_t *keys, uint64_t n)
+{
+	for (uint64_t k = 1; k < n; k++)
+		if (keys[k - 1] > keys[k])
+			return false;
+	return true;
+}
+
 static struct finding *entry_problem(struct image *img, enum pclass cls,
 				     uint32_t i, const char *expected,
-				     const char *msg)
+				     const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static struct finding *entry_problem(struct image *img, enum pclass cls,
+				     uint32_t i, const char *expected,
+				     const char *fmt, ...)
 {
 	struct vpc *v = vpc_of(img);
-	char fl[40], found[48];
+	char fl[40] = "", found[48] = "", msg[200];
 
-	snprintf(fl, sizeof fl, "entry %u", i);
-	snprintf(found, sizeof found, "0x%08x", v->bat[i]);
+	FINDING_MSG(&img->findings, msg, fmt);
+	if (msg[0]) {
+		snprintf(fl, sizeof fl, "entry %u", i);
+		snprintf(found, sizeof found, "0x%08x", v->bat[i]);
+	}
 	struct finding *x = problem_add(&img->findings, cls,
 					v->bat_off + 4ull * i, "BAT", fl,
 					found, expected, "%s", msg);
@@ -229,42 +250,40 @@ static void block_on_metadata(struct image *img, uint32_t i, uint64_t host,
 			      uint64_t span)
 {
 	struct vpc *v = vpc_of(img);
-	char msg[200];
 
 	if (host >= v->file_size || span > v->file_size - host)
 		return;       /* past the end: open said so */
-	if (host + span > v->file_size - VPC_FOOTER_SIZE) {
-		snprintf(msg, sizeof msg, "block %u at 0x%llx (+0x%llx) runs "
-			 "into the footer at the end of the file (0x%llx)", i,
-			 (unsigned long long)host, (unsigned long long)span,
-			 (unsigned long long)(v->file_size - VPC_FOOTER_SIZE));
-		entry_problem(img, PC_CORRUPT, i, "clear of the end footer", msg);
-	}
+	if (host + span > v->file_size - VPC_FOOTER_SIZE)
+		entry_problem(img, PC_CORRUPT, i, "clear of the end footer",
+			      "block %u at 0x%llx (+0x%llx) runs into the footer "
+			      "at the end of the file (0x%llx)", i,
+			      (unsigned long long)host, (unsigned long long)span,
+			      (unsigned long long)(v->file_size - VPC_FOOTER_SIZE));
 	for (int k = 0; k < VPC_LOCATORS; k++) {
 		const struct vpc_locator_info *l = &v->loc[k];
 		if (!l->claim_len || !overlaps(host, span, l->off, l->claim_len))
 			continue;
-		snprintf(msg, sizeof msg, "block %u at 0x%llx (+0x%llx) lies on "
-			 "the path of parent locator %d at 0x%llx", i,
-			 (unsigned long long)host, (unsigned long long)span, k,
-			 (unsigned long long)l->off);
-		entry_problem(img, PC_CORRUPT, i, "clear of parent locators", msg);
+		entry_problem(img, PC_CORRUPT, i, "clear of parent locators",
+			      "block %u at 0x%llx (+0x%llx) lies on the path of "
+			      "parent locator %d at 0x%llx", i,
+			      (unsigned long long)host, (unsigned long long)span,
+			      k, (unsigned long long)l->off);
 	}
 }
 
 static void overlap_problem(struct image *img, uint32_t i, uint32_t prev)
 {
 	struct vpc *v = vpc_of(img);
-	char msg[200], want[48];
+	char want[48] = "";
 
-	snprintf(want, sizeof want, "clear of entry %u's block", prev);
-	snprintf(msg, sizeof msg, "block %u at 0x%llx overlaps block %u at "
-		 "0x%llx: guest ranges 0x%llx and 0x%llx share bytes", i,
-		 (unsigned long long)vpc_block_host(v, i), prev,
-		 (unsigned long long)vpc_block_host(v, prev),
-		 (unsigned long long)i * v->block_size,
-		 (unsigned long long)prev * v->block_size);
-	entry_problem(img, PC_CORRUPT, i, want, msg);
+	if (img->findings.n < FINDINGS_MAX)
+		snprintf(want, sizeof want, "clear of entry %u's block", prev);
+	entry_problem(img, PC_CORRUPT, i, want, "block %u at 0x%llx overlaps "
+		      "block %u at 0x%llx: guest ranges 0x%llx and 0x%llx share "
+		      "bytes", i, (unsigned long long)vpc_block_host(v, i), prev,
+		      (unsigned long long)vpc_block_host(v, prev),
+		      (unsigned long long)i * v->block_size,
+		      (unsigned long long)prev * v->block_size);
 }
 
 /* Sorts the allocated entries by host offset (8 bytes each: the sector
@@ -287,7 +306,8 @@ static int check_overlaps(struct image *img, struct check_ctx *cc,
 	for (uint32_t i = 0; i < v->bat_n; i++)
 		if (v->bat[i] != VPC_BAT_UNUSED)
 			keys[n++] = (uint64_t)v->bat[i] << 32 | i;
-	qsort(keys, n, sizeof *keys, cmp_u64);
+	if (!ascending(keys, n))
+		qsort(keys, n, sizeof *keys, cmp_u64);
 	uint64_t reach = 0;
 	uint32_t reach_idx = 0;
 	for (uint64_t k = 0; k < n; k++) {
@@ -357,13 +377,16 @@ static int check_unreachable(struct image *img, struct check_ctx *cc,
 
 /* ---- sector bitmaps ---- */
 
-/* Bits set among the first nbits of bm (bit 7 of byte 0 is sector 0). */
+/* Bits set among the first nbits of bm (bit 7 of byte 0 is sector 0),
+ * a byte at a time: a 256 MiB block has 512 Ki of them. */
 static uint32_t bits_set(const uint8_t *bm, uint32_t nbits)
 {
-	uint32_t n = 0;
+	uint32_t n = 0, b = 0;
 
-	for (uint32_t b = 0; b < nbits; b++)
-		n += (bm[b / 8] >> (7 - b % 8)) & 1;
+	for (; b + 8 <= nbits; b += 8)
+		n += (uint32_t)__builtin_popcount(bm[b / 8]);
+	if (b < nbits)
+		n += (uint32_t)__builtin_popcount(bm[b / 8] >> (8 - (nbits - b)));
 	return n;
 }
 
@@ -425,6 +448,12 @@ static int check_bitmaps(struct image *img, struct check_ctx *cc,
 	struct bm_tally t = { 0 };
 	uint8_t *bm = malloc(v->bitmap_size);
 
+	/* Bitmaps that do not overlap fit in the file; past that, blocks
+	 * share them (reported above) and reading on would only read the
+	 * same bytes again: a hostile BAT of 8192 blocks of 256 MiB at one
+	 * offset is 512 MiB of reads in a 16 MiB file. */
+	uint64_t budget = v->file_size;
+
 	if (!bm)
 		return err_set(e, VE_NOMEM, "sector bitmap: out of memory");
 	for (uint32_t i = 0; i < v->bat_n; i++) {
@@ -437,6 +466,15 @@ static int check_bitmaps(struct image *img, struct check_ctx *cc,
 		}
 		if (v->bat[i] == VPC_BAT_UNUSED)
 			continue;
+		if (v->bitmap_size > budget) {
+			problem_add(&img->findings, PC_NOTE, v->bat_off + 4ull * i,
+				    "BAT", "", NULL, NULL, "sector bitmaps from "
+				    "block %u on not read: the bitmaps read so "
+				    "far already add up to the file's size, so "
+				    "blocks share them", i);
+			break;
+		}
+		budget -= v->bitmap_size;
 		int r = tally_block(img, i, bm, &t, e);
 		if (r < 0) {
 			free(bm);
