@@ -359,11 +359,13 @@ int fuzz_image(const uint8_t *data, size_t size, const char *format)
 int fuzz_image_sparse(const uint8_t *data, size_t size, const char *format)
 {
 	uint32_t len = size >= 4 ? rd_le32(data) : 0;
+	uint32_t max = !strcmp(format, "vpc") || !strcmp(format, "vdi") ?
+		       FUZZ_SPARSE_MAX_PER_BLOCK : FUZZ_SPARSE_MAX;
 	uint8_t *img;
 	size_t pos = 4;
 
-	if (len > FUZZ_SPARSE_MAX)
-		len = FUZZ_SPARSE_MAX;
+	if (len > max)
+		len = max;
 	img = calloc(1, len ? len : 1);
 	if (!img)
 		return 0;

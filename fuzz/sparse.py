@@ -4,7 +4,9 @@ zeros and larger than a fuzz input should be (vdi, vpc, vhdx, vmdk: a VHDX
 region must be 1 MiB aligned, a VDI block is 1 MiB).  fuzz/common.c decodes
 it the same way (fuzz_sparse_decode):
 
-    u32 LE   the file's size (at most 16 MiB)
+    u32 LE   the file's size (at most 16 MiB; 4 MiB for vpc and vdi,
+             whose tables have an entry per block of as little as 512
+             bytes: fuzz/fuzz.h)
     then records, to the end of the input:
         u32 LE   offset
         u16 LE   length
@@ -14,13 +16,16 @@ The file is zeros except where a record writes; bytes past the size are
 dropped.
 
   sparse.py encode IMAGE OUT     an image file as a fuzz input (a seed)
-  sparse.py decode INPUT OUT     a fuzz input as the image file it stands
-                                 for (to replay it through ./vise)
+  sparse.py decode INPUT OUT [TARGET]
+                                 a fuzz input as the image file it stands
+                                 for (to replay it through ./vise); with
+                                 TARGET (vpc, vdi ...) cut at its limit
 """
 import struct
 import sys
 
 SIZE_MAX = 16 << 20
+SIZE_MAX_PER_TARGET = {'vpc': 4 << 20, 'vdi': 4 << 20}
 SECTOR = 512
 CHUNK = 32768
 
@@ -42,10 +47,10 @@ def encode(data):
     return bytes(out)
 
 
-def decode(inp):
+def decode(inp, limit=SIZE_MAX):
     if len(inp) < 4:
         return b''
-    size = min(struct.unpack_from('<I', inp, 0)[0], SIZE_MAX)
+    size = min(struct.unpack_from('<I', inp, 0)[0], limit)
     img = bytearray(size)
     pos = 4
     while pos + 6 <= len(inp):
@@ -60,7 +65,7 @@ def decode(inp):
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[1] not in ('encode', 'decode'):
+    if len(sys.argv) not in (4, 5) or sys.argv[1] not in ('encode', 'decode'):
         sys.stderr.write(__doc__)
         return 2
     with open(sys.argv[2], 'rb') as f:
@@ -71,7 +76,8 @@ def main():
             return 1
         out = encode(data)
     else:
-        out = decode(data)
+        target = sys.argv[4] if len(sys.argv) == 5 else ''
+        out = decode(data, SIZE_MAX_PER_TARGET.get(target, SIZE_MAX))
     with open(sys.argv[3], 'wb') as f:
         f.write(out)
     return 0

@@ -76,7 +76,7 @@ for dir in "$REG"/*/; do
 				skip "$name" "python3 is not installed: the sparse-encoded input cannot be decoded"
 				continue
 			fi
-			python3 "$SPARSE" decode "$input" "$img" || {
+			python3 "$SPARSE" decode "$input" "$img" "$target" || {
 				fail "$name" "fuzz/sparse.py could not decode it"
 				continue
 			}

@@ -126,4 +126,31 @@ bad trunc0 dyn '' truncate=0
 bad footer-only-bogus-type fix disk_type footer-only f.disk_type=9
 bad footer-only-dynamic dyn 'data_offset|past|end' footer-only
 
+# A zeroed BAT of 4 million 512-byte blocks filling a 16 MiB file (what the
+# fuzzer found: every block on the footer copy at 0, 4 million findings).
+# check and clusters must end, with the corruptions counted, not stored.
+if $TOOL corrupt dyn.vhd zbat.vhd f.creator_app=0x71656d32 f.current_size=0x7ffc0000 \
+	h.block_size=512 h.max_table_entries=0x3ffe00 \
+	grow=0x1000000 >zbat.how 2>&1; then
+	vrun zbat.json zbat.err check --json zbat.vhd
+	n=$(jc get zbat.json corruptions 2>/dev/null)
+	if [ -n "$why" ] || [ $rc -ne 2 ]; then
+		fail zero-bat-4m/check "vise check exited $rc $why: $(head -c 300 zbat.err)"
+	elif [ "${n:-0}" -lt 4000000 ] 2>/dev/null; then
+		fail zero-bat-4m/check "corruptions: '$n', want every one of the 4M blocks counted"
+	else
+		pass zero-bat-4m/check
+	fi
+	vrun zbat.cl zbat.err clusters zbat.vhd
+	if [ -n "$why" ] || [ $rc -ne 0 ]; then
+		fail zero-bat-4m/clusters "vise clusters exited $rc $why"
+	elif [ "$(wc -l <zbat.cl)" -gt 200 ]; then
+		fail zero-bat-4m/clusters "$(wc -l <zbat.cl) lines: one per block, not per range"
+	else
+		pass zero-bat-4m/clusters
+	fi
+else
+	fail zero-bat-4m/setup "vpc-tool.py: $(head -c 200 zbat.how)"
+fi
+
 done_testing

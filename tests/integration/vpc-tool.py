@@ -19,6 +19,7 @@ VHDs, and corrupting one field at a time needs the checksums redone).
         bat.N=V     BAT entry N
         nosum       do not redo checksums for the ops that follow
         truncate=N  keep the first N bytes
+        grow=N      zeros before the end footer up to a file of N bytes
         footer-only keep only the last 512 bytes
 VALUE is any Python integer literal.  Prints what it did.
 """
@@ -170,6 +171,10 @@ def corrupt(src, dst, ops):
             continue
         if op.startswith("truncate="):
             data = data[:int(op.split("=")[1], 0)]
+            continue
+        if op.startswith("grow="):
+            size = int(op.split("=")[1], 0)
+            data = data[:-512] + bytes(size - len(data)) + data[-512:]
             continue
         if op == "footer-only":
             data = data[-512:]
