@@ -10,7 +10,8 @@
 #define HOSTMAP_MAX_CLAIMS (2u << 20)   /* ~2M runs: about 120 MiB */
 /* Past this many claimed runs, whole data clusters are kept in a bitmap
  * (dense below) instead of one record per run: a 64 GiB qcow2 written in
- * random order claims a million runs, 56 bytes each plus the sort. */
+ * random order claims a million runs, 56 bytes each plus the sort.  The
+ * same for the allocator's (weak) claims, one bit per cluster. */
 #define DETAILED_RUNS_MAX (64u << 10)
 #define DENSE_BYTES_MAX (64u << 20)      /* the bitmap: 256M clusters */
 
@@ -46,6 +47,7 @@ enum dense_code { DENSE_NONE, DENSE_DATA, DENSE_ZERO, DENSE_TWICE };
 
 struct dense {
 	uint8_t *codes;        /* NULL until the claims outgrow the records */
+	uint8_t *counted;      /* the weak claims' bits, NULL the same way */
 	uint64_t unit, n;      /* cluster size; whole clusters in the file */
 	const char *name[DENSE_TWICE];  /* the first claim's, per code */
 };
@@ -61,16 +63,26 @@ static void dense_put(struct dense *d, uint64_t k, enum dense_code c)
 				    (unsigned)c << (k % 4 * 2));
 }
 
-/* Only whole data clusters inside the file go there; anything odd (a
- * compressed stream, a claim past the end, metadata) stays a record. */
-static bool dense_fits(const struct dense *d, const struct hm_range *r)
+static bool counted_get(const struct dense *d, uint64_t k)
+{
+	return d->counted[k / 8] >> (k % 8) & 1;
+}
+
+/* Only whole clusters inside the file go there; anything odd (a
+ * compressed stream, a claim past the end, a header) stays a record. */
+static bool dense_whole(const struct dense *d, const struct hm_range *r)
 {
 	uint64_t end = d->n * d->unit;
 
-	if (r->owner != OWN_DATA && r->owner != OWN_ZERO_ALLOC)
-		return false;
 	return r->off % d->unit == 0 && r->len % d->unit == 0 &&
 	       r->off <= end && r->len <= end - r->off;
+}
+
+/* Of the strong claims only data clusters: metadata keeps its name. */
+static bool dense_fits(const struct dense *d, const struct hm_range *r)
+{
+	return (r->owner == OWN_DATA || r->owner == OWN_ZERO_ALLOC) &&
+	       dense_whole(d, r);
 }
 
 static void dense_claim(struct dense *d, const struct hm_range *r)
@@ -83,16 +95,24 @@ static void dense_claim(struct dense *d, const struct hm_range *r)
 		dense_put(d, k, dense_get(d, k) ? DENSE_TWICE : c);
 }
 
-static bool dense_open(struct dense *d, const struct image *img)
+static void count_claim(struct dense *d, const struct hm_range *r)
+{
+	for (uint64_t k = r->off / d->unit; k < (r->off + r->len) / d->unit; k++)
+		d->counted[k / 8] |= (uint8_t)(1u << (k % 8));
+}
+
+/* One of the two bitmaps, bits_per_cluster wide. */
+static uint8_t *dense_open(struct dense *d, const struct image *img,
+			   unsigned bits_per_cluster)
 {
 	d->unit = img->cluster_size;
 	if (!d->unit)
-		return false;
+		return NULL;
 	d->n = img->src->size / d->unit;
-	if (d->n / 4 >= DENSE_BYTES_MAX)
-		return false;
-	d->codes = calloc(d->n / 4 + 1, 1);
-	return d->codes != NULL;
+	uint64_t bytes = (d->n / 8 + 1) * bits_per_cluster;
+	if (bytes > DENSE_BYTES_MAX)
+		return NULL;
+	return calloc(bytes, 1);
 }
 
 /* The next run of clusters with one code at or after cluster *k; a run
@@ -115,6 +135,25 @@ static bool dense_next_run(const struct dense *d, uint64_t *k,
 		.name = d->name[c == DENSE_ZERO ? DENSE_ZERO : DENSE_DATA],
 		.index = -1 };
 	*times = c == DENSE_TWICE ? 2 : 1;
+	*k = b;
+	return true;
+}
+
+/* The next run of counted clusters at or after cluster *k. */
+static bool counted_next_run(const struct dense *d, uint64_t *k,
+			     struct hm_range *run)
+{
+	uint64_t a = *k;
+
+	while (a < d->n && !counted_get(d, a))
+		a += a % 8 || d->counted[a / 8] ? 1 : 8;
+	if (a >= d->n)
+		return false;
+	uint64_t b = a + 1;
+	while (b < d->n && counted_get(d, b))
+		b++;
+	*run = (struct hm_range){ .off = a * d->unit, .len = (b - a) * d->unit,
+		.owner = OWN_UNKNOWN, .index = -1 };
 	*k = b;
 	return true;
 }
@@ -152,26 +191,64 @@ static bool seen_twice(const struct claimvec *v, const struct hm_range *r)
 struct collect {
 	struct claimvec strong, weak;
 	struct dense dense;
-	bool dense_failed;
+	bool dense_failed, counted_failed;
 	const struct image *img;
 };
+
+/* The records that fit a bitmap just opened move into it. */
+static void sift(struct claimvec *v, struct dense *d,
+		 bool (*fits)(const struct dense *, const struct hm_range *),
+		 void (*put)(struct dense *, const struct hm_range *))
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < v->n; i++) {
+		if (fits(d, &v->v[i]))
+			put(d, &v->v[i]);
+		else
+			v->v[k++] = v->v[i];
+	}
+	v->n = k;
+}
 
 /* Too many runs: whole data clusters move to the bitmap, and from now
  * on go there.  Their guest offsets are not kept. */
 static void go_dense(struct collect *c)
 {
-	if (c->dense_failed || !dense_open(&c->dense, c->img)) {
-		c->dense_failed = true;
-		return;
+	if (!c->dense_failed)
+		c->dense.codes = dense_open(&c->dense, c->img, 2);
+	c->dense_failed = !c->dense.codes;
+	if (c->dense.codes)
+		sift(&c->strong, &c->dense, dense_fits, dense_claim);
+}
+
+/* The same for the allocator's claims (a VHDX BAT lists its blocks in
+ * guest order, a qcow2 with freed clusters between used ones counts
+ * them one by one). */
+static void go_counted(struct collect *c)
+{
+	if (!c->counted_failed)
+		c->dense.counted = dense_open(&c->dense, c->img, 1);
+	c->counted_failed = !c->dense.counted;
+	if (c->dense.counted)
+		sift(&c->weak, &c->dense, dense_whole, count_claim);
+}
+
+static int claim_weak(struct collect *c, const struct hm_range *r)
+{
+	struct claimvec *v = &c->weak;
+
+	if (!c->dense.counted && v->n >= DETAILED_RUNS_MAX)
+		go_counted(c);
+	if (c->dense.counted && dense_whole(&c->dense, r)) {
+		count_claim(&c->dense, r);
+		return 0;
 	}
-	size_t k = 0;
-	for (size_t i = 0; i < c->strong.n; i++) {
-		if (dense_fits(&c->dense, &c->strong.v[i]))
-			dense_claim(&c->dense, &c->strong.v[i]);
-		else
-			c->strong.v[k++] = c->strong.v[i];
+	if (v->n && extends(&v->v[v->n - 1], r)) {
+		v->v[v->n - 1].len += r->len;
+		return 0;
 	}
-	c->strong.n = k;
+	return vec_push(v, r) ? 0 : 1;
 }
 
 static int claim_strong(struct collect *c, const struct hm_range *r)
@@ -208,14 +285,7 @@ static int collect_visit(void *ctx, const struct image *img,
 	};
 	if (r.off + r.len < r.off)
 		r.len = UINT64_MAX - r.off;      /* hostile: wraps */
-	if (!si->weak)
-		return claim_strong(c, &r);
-	struct claimvec *v = &c->weak;
-	if (v->n && extends(&v->v[v->n - 1], &r)) {
-		v->v[v->n - 1].len += r.len;
-		return 0;
-	}
-	return vec_push(v, &r) ? 0 : 1;
+	return si->weak ? claim_weak(c, &r) : claim_strong(c, &r);
 }
 
 /* The strong claims in offset order: the sorted records merged with the
@@ -243,6 +313,35 @@ static bool claim_next(struct claim_iter *it, struct hm_range *out)
 		return false;
 	*out = it->v->v[it->i++];
 	return true;
+}
+
+/* The weak claims in offset order, the same way; peek, then pop. */
+struct weak_iter {
+	const struct claimvec *v;
+	size_t i;
+	const struct dense *d;
+	uint64_t k;
+	struct hm_range run;
+	bool have_run, run_first;
+};
+
+static const struct hm_range *weak_peek(struct weak_iter *it)
+{
+	if (!it->have_run && it->d->counted)
+		it->have_run = counted_next_run(it->d, &it->k, &it->run);
+	bool rec = it->i < it->v->n;
+	it->run_first = it->have_run && (!rec || it->run.off < it->v->v[it->i].off);
+	if (it->run_first)
+		return &it->run;
+	return rec ? &it->v->v[it->i] : NULL;
+}
+
+static void weak_pop(struct weak_iter *it)
+{
+	if (it->run_first)
+		it->have_run = false;
+	else
+		it->i++;
 }
 
 static int by_offset(const void *a, const void *b)
@@ -296,13 +395,12 @@ static void emit_counted(struct hostmap *hm, struct claimvec *out,
 
 /* A gap between claims: leaked where the allocator counts it, else free. */
 static void emit_gap(struct hostmap *hm, struct claimvec *out,
-		     const struct claimvec *weak, size_t *wi, uint64_t unit,
-		     uint64_t a, uint64_t b)
+		     struct weak_iter *wi, uint64_t unit, uint64_t a, uint64_t b)
 {
 	while (a < b) {
-		while (*wi < weak->n && weak->v[*wi].off + weak->v[*wi].len <= a)
-			(*wi)++;
-		const struct hm_range *w = *wi < weak->n ? &weak->v[*wi] : NULL;
+		const struct hm_range *w;
+		while ((w = weak_peek(wi)) && w->off + w->len <= a)
+			weak_pop(wi);
 		uint64_t end = b;
 		if (w && w->off <= a) {
 			end = w->off + w->len < b ? w->off + w->len : b;
@@ -376,7 +474,7 @@ static void carve_overlap(struct image *img, struct hostmap *hm,
 static void sweep(struct image *img, struct hostmap *hm, struct collect *c,
 		  struct claimvec *out)
 {
-	size_t wi = 0;
+	struct weak_iter wi = { .v = &c->weak, .d = &c->dense };
 	uint64_t cursor = 0;
 	struct claim_iter it = { .v = &c->strong, .d = &c->dense };
 	struct hm_range r;
@@ -388,7 +486,7 @@ static void sweep(struct image *img, struct hostmap *hm, struct collect *c,
 			uint64_t gap_end = r.off < hm->file_size ? r.off : hm->file_size;
 
 			if (cursor < gap_end)
-				emit_gap(hm, out, &c->weak, &wi, img->cluster_size,
+				emit_gap(hm, out, &wi, img->cluster_size,
 					 cursor, gap_end);
 			emit(hm, out, &r);
 			cursor = end;
@@ -406,7 +504,7 @@ static void sweep(struct image *img, struct hostmap *hm, struct collect *c,
 		}
 	}
 	if (cursor < hm->file_size)
-		emit_gap(hm, out, &c->weak, &wi, img->cluster_size, cursor,
+		emit_gap(hm, out, &wi, img->cluster_size, cursor,
 			 hm->file_size);
 }
 
@@ -450,6 +548,7 @@ static void collect_free(struct collect *c)
 	free(c->strong.v);
 	free(c->weak.v);
 	free(c->dense.codes);
+	free(c->dense.counted);
 }
 
 int hostmap_build(struct image *img, struct hostmap *hm, struct vise_err *e)

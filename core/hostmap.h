@@ -6,8 +6,9 @@
  *
  * Memory: one record per run of adjacent claims with the same owner (data
  * clusters written in order coalesce), and past 64K runs whole data
- * clusters in two bits each, so a fragmented image costs a bitmap of its
- * file, not a record per cluster (core/hostmap.c). */
+ * clusters in two bits each (and the allocator's in one), so a fragmented
+ * image costs a bitmap of its file, not a record per cluster
+ * (core/hostmap.c). */
 #ifndef VISE_HOSTMAP_H
 #define VISE_HOSTMAP_H
 

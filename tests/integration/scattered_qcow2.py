@@ -8,13 +8,17 @@ refcounts.  bench/check.sh benchmarks `vise check` on it;
 tests/integration/hostmap-big.sh checks the host map of more than 64 Ki
 runs on it.
 
-  scattered_qcow2.py OUT SIZE_GIB
+  scattered_qcow2.py OUT SIZE_GIB [holes]
+
+holes: a free cluster (refcount 0) after every data cluster but the last,
+so the allocator's view is a run per cluster too.
 """
 import random, struct, sys
 
 CB = 16
 CS = 1 << CB
 SIZE = int(sys.argv[2]) << 30
+HOLES = len(sys.argv) > 3 and sys.argv[3] == "holes"
 N = SIZE // CS                    # guest clusters, all allocated
 L2N = CS // 8                     # entries per L2 table
 L1N = N // L2N
@@ -24,12 +28,14 @@ random.seed(7)
 order = list(range(N))
 random.shuffle(order)
 
-total_guess = 3 + 64 + L1N + N    # header, reftable, L1, blocks, L2s, data
+# header, reftable, L1, blocks, L2s, data (and holes)
+total_guess = 3 + 64 + L1N + (2 if HOLES else 1) * N
 nblocks = (total_guess + PER_BLOCK - 1) // PER_BLOCK
 first_free = 3 + nblocks          # after header, reftable, L1, blocks
 l2_at = [0] * L1N
 l2 = [bytearray(CS) for _ in range(L1N)]
 nxt = first_free
+holes = []
 for g in order:
     i, j = divmod(g, L2N)
     if not l2_at[i]:
@@ -37,7 +43,13 @@ for g in order:
         nxt += 1
     struct.pack_into(">Q", l2[i], 8 * j, (1 << 63) | (nxt << CB))
     nxt += 1
+    if HOLES and g != order[-1]:
+        holes.append(nxt)
+        nxt += 1
 used = nxt
+refs = bytearray(struct.pack(">H", 1) * used)
+for h in holes:
+    refs[2 * h:2 * h + 2] = b"\0\0"
 assert (used + PER_BLOCK - 1) // PER_BLOCK <= nblocks
 
 with open(sys.argv[1], "wb") as f:
@@ -53,10 +65,9 @@ with open(sys.argv[1], "wb") as f:
     for i in range(L1N):
         struct.pack_into(">Q", l1, 8 * i, (1 << 63) | (l2_at[i] * CS))
     f.write(l1)
-    one = struct.pack(">H", 1)
     for b in range(nblocks):
         lo, hi = b * PER_BLOCK, min((b + 1) * PER_BLOCK, used)
-        f.write((one * max(0, hi - lo)).ljust(CS, b"\0"))
+        f.write(bytes(refs[2 * lo:2 * max(lo, hi)]).ljust(CS, b"\0"))
     for i in range(L1N):
         f.seek(l2_at[i] * CS)
         f.write(l2[i])
