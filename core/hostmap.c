@@ -429,7 +429,7 @@ static void carve_overlap(struct image *img, struct hostmap *hm,
 	if (i >= out->n)
 		return;
 	struct hm_range first = out->v[i];
-	enum owner other = first.owner;
+	enum owner other = first.owner == OWN_OVERLAP ? first.other : first.owner;
 	hm->overlaps++;
 	finding_add(&img->findings, SEV_ERROR, a, c->name ? c->name : owner_name(c->owner),
 		    "", "%s at 0x%llx+0x%llx overlaps %s",
@@ -454,7 +454,10 @@ static void carve_overlap(struct image *img, struct hostmap *hm,
 			uint64_t os = t.off > a ? t.off : a, oe = te < b ? te : b;
 			if (oe > os) {
 				struct hm_range ov = { .off = os, .len = oe - os,
-					.owner = OWN_OVERLAP, .other = t.owner,
+					.owner = OWN_OVERLAP,
+					/* a third claim: the first owner */
+					.other = t.owner == OWN_OVERLAP ? t.other
+									: t.owner,
 					.name = c->name, .index = c->index };
 				emit(hm, out, &ov);
 			}

@@ -25,7 +25,7 @@ past the end of the file, a huge count; then one off, doubled, and the
 structure's own place, a pointer back at itself); every structure also
 gets the file cut short at its start; text descriptors (VMDK, OVF) get
 each line rewritten.  On each corrupted copy the read commands run (info,
-map, clusters, check, layout or ls), and each must:
+map, clusters, dump or trace, check, layout or ls), and each must:
 
   * end with 0, 1, 2 or 3: never a signal, a sanitizer's 98/99, or the
     10 s limit;
@@ -605,10 +605,13 @@ HAVE_CHECK = True      # cleared when this build has no `vise check`
 
 def commands(img, name, n):
     """The read commands for one corrupted copy.  Text and JSON alternate
-    for clusters/layout/ls so both printers see hostile values."""
+    for clusters/layout/ls so both printers see hostile values, and dump
+    (every structure's fields) alternates with trace (the path of guest
+    offset 0 through the tables)."""
     alt = n % 2 == 0
     cmds = [["info", "--json", name], ["map", "--json", name],
-            ["clusters", "--json", name] if alt else ["clusters", name]]
+            ["clusters", "--json", name] if alt else ["clusters", name],
+            ["dump", name] if alt else ["trace", "--json", name, "0"]]
     if HAVE_CHECK:
         cmds.append(["check", "--json", name])
     if img.kind == "container":
@@ -620,7 +623,7 @@ def commands(img, name, n):
 
 def parse_json(cmd, status, out):
     """('', document) when the output is what the status promises: JSON
-    that parses after a success (info, map, clusters, layout, ls, and
+    that parses after a success (info, map, clusters, trace, layout, ls, and
     check with 0, 2 or 3), and after a failure either nothing or JSON
     (check still reports what it could not do)."""
     if "--json" not in cmd:
