@@ -42,8 +42,10 @@
 #define VHDX_MAX_BLOCK (256 * MiB)
 #define VHDX_MAX_SIZE (64 * TiB)        /* the specification's limit */
 #define VHDX_LOG_SECTOR (4 * KiB)
-#define VHDX_LOG_MAX (256 * MiB)        /* logs we replay in memory */
-#define VHDX_LOG_MAX_OPS 65536          /* descriptors replayed at most */
+#define VHDX_LOG_MAX (256 * MiB)        /* logs we scan and replay */
+/* descriptors replayed at most; a data descriptor's 4 KiB sector is held
+ * in memory (the overlay), so at most 128 MiB */
+#define VHDX_LOG_MAX_OPS 32768
 #define VHDX_SB_BLOCK (1 * MiB)         /* a sector bitmap block */
 #define VHDX_PL_MAX_ENTRIES 256         /* parent locator key/value pairs */
 #define VHDX_BAT_CACHE 16

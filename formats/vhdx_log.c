@@ -27,10 +27,12 @@
 #define LOG_ST "log"
 #define MAX_FILE_OFFSET (1ull << 50)   /* replay targets beyond are bogus */
 
+/* The log is read from the file as the scan goes, never held whole: a
+ * hostile header may name a log of 256 MiB, and the replayed sectors
+ * already take up to VHDX_LOG_MAX_OPS x 4 KiB. */
 struct log_scan {
 	struct image *img;
 	struct vhdx *v;
-	const uint8_t *log;        /* the whole log, in memory */
 	uint64_t len;
 	const uint8_t *guid;
 	uint64_t crc_budget;
@@ -41,7 +43,8 @@ struct log_scan {
 	size_t nent;
 };
 
-/* len bytes of the log starting at pos, wrapping at its end. */
+/* len bytes of the log starting at pos, wrapping at its end; what
+ * cannot be read is zeros (its checksum then fails). */
 static void log_copy(const struct log_scan *ls, uint64_t pos, void *out,
 		     size_t len)
 {
@@ -50,7 +53,9 @@ static void log_copy(const struct log_scan *ls, uint64_t pos, void *out,
 	pos %= ls->len;
 	while (len) {
 		size_t n = ls->len - pos < len ? (size_t)(ls->len - pos) : len;
-		memcpy(o, ls->log + pos, n);
+		struct vise_err e = { 0 };
+		if (src_read(ls->v->file, ls->v->log_off + pos, o, n, &e) < 0)
+			memset(o, 0, n);
 		o += n;
 		len -= n;
 		pos = (pos + n) % ls->len;
@@ -59,19 +64,20 @@ static void log_copy(const struct log_scan *ls, uint64_t pos, void *out,
 
 static uint32_t log_crc(struct log_scan *ls, uint64_t pos, uint32_t len)
 {
-	uint8_t head[64];
+	uint8_t buf[16384];
 	uint32_t c;
 
-	log_copy(ls, pos, head, sizeof head);
-	memset(head + 4, 0, 4);
-	c = crc32c(0, head, sizeof head);
-	pos = (pos + 64) % ls->len;
+	log_copy(ls, pos, buf, 64);
+	memset(buf + 4, 0, 4);
+	c = crc32c(0, buf, 64);
+	pos += 64;
 	len -= 64;
 	while (len) {
-		uint32_t n = ls->len - pos < len ? (uint32_t)(ls->len - pos) : len;
-		c = crc32c(c, ls->log + pos, n);
+		uint32_t n = len < sizeof buf ? len : (uint32_t)sizeof buf;
+		log_copy(ls, pos, buf, n);
+		c = crc32c(c, buf, n);
 		len -= n;
-		pos = (pos + n) % ls->len;
+		pos += n;
 	}
 	return c;
 }
@@ -519,20 +525,15 @@ void vhdx_log_open(struct image *img)
 	}
 	struct log_scan ls = { .img = img, .v = v, .len = v->log_len,
 			       .guid = guid, .crc_budget = 8 * v->log_len + MiB };
-	struct vise_err e = { 0 };
-	uint8_t *log = vise_alloc(1, v->log_len, VHDX_LOG_MAX, "log", &e);
 	ls.at = calloc(v->log_len / VHDX_LOG_SECTOR, sizeof *ls.at);
 	ls.ent = calloc(v->log_len / VHDX_LOG_SECTOR, sizeof *ls.ent);
-	if (log && ls.at && ls.ent &&
-	    src_read(v->file, v->log_off, log, v->log_len, &e) == 0) {
-		ls.log = log;
+	if (ls.at && ls.ent) {
 		scan_entries(&ls);
 		replay(img, &ls);
 	} else {
-		log_finding(img, SEV_ERROR, "log_offset", "log cannot be read: "
-			    "%s", e.msg[0] ? e.msg : "out of memory");
+		log_finding(img, SEV_ERROR, "log_offset", "log cannot be "
+			    "scanned: out of memory");
 	}
-	free(log);
 	free(ls.at);
 	free(ls.ent);
 }
