@@ -234,40 +234,40 @@ static void go_counted(struct collect *c)
 		sift(&c->weak, &c->dense, dense_whole, count_claim);
 }
 
+/* A claim that stays a record: it extends the last one, repeats one
+ * already made twice (strong claims), or is added. */
+static int keep_record(struct claimvec *v, const struct hm_range *r,
+		       bool drop_repeats)
+{
+	if (v->n && extends(&v->v[v->n - 1], r)) {
+		v->v[v->n - 1].len += r->len;
+		return 0;
+	}
+	if (drop_repeats && seen_twice(v, r))
+		return 0;
+	return vec_push(v, r) ? 0 : 1;
+}
+
 static int claim_weak(struct collect *c, const struct hm_range *r)
 {
-	struct claimvec *v = &c->weak;
-
-	if (!c->dense.counted && v->n >= DETAILED_RUNS_MAX)
+	if (!c->dense.counted && c->weak.n >= DETAILED_RUNS_MAX)
 		go_counted(c);
 	if (c->dense.counted && dense_whole(&c->dense, r)) {
 		count_claim(&c->dense, r);
 		return 0;
 	}
-	if (v->n && extends(&v->v[v->n - 1], r)) {
-		v->v[v->n - 1].len += r->len;
-		return 0;
-	}
-	return vec_push(v, r) ? 0 : 1;
+	return keep_record(&c->weak, r, false);
 }
 
 static int claim_strong(struct collect *c, const struct hm_range *r)
 {
-	struct claimvec *v = &c->strong;
-
-	if (!c->dense.codes && v->n >= DETAILED_RUNS_MAX)
+	if (!c->dense.codes && c->strong.n >= DETAILED_RUNS_MAX)
 		go_dense(c);
 	if (c->dense.codes && dense_fits(&c->dense, r)) {
 		dense_claim(&c->dense, r);
 		return 0;
 	}
-	if (v->n && extends(&v->v[v->n - 1], r)) {
-		v->v[v->n - 1].len += r->len;
-		return 0;
-	}
-	if (seen_twice(v, r))
-		return 0;
-	return vec_push(v, r) ? 0 : 1;
+	return keep_record(&c->strong, r, true);
 }
 
 static int collect_visit(void *ctx, const struct image *img,
