@@ -203,8 +203,6 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* A finding about BAT entry i; nothing is formatted once the list is
- * full (a zeroed BAT of 4 million entries is 4 million findings). */
 /* A disk written in order (qemu-img convert, Hyper-V) keeps its blocks
  * in BAT order, and then there is nothing to sort. */
 static bool ascending(const uint64_t *keys, uint64_t n)
@@ -215,6 +213,8 @@ static bool ascending(const uint64_t *keys, uint64_t n)
 	return true;
 }
 
+/* A finding about BAT entry i; nothing is formatted once the list is
+ * full (a zeroed BAT of 4 million entries is 4 million findings). */
 static struct finding *entry_problem(struct image *img, enum pclass cls,
 				     uint32_t i, const char *expected,
 				     const char *fmt, ...)
