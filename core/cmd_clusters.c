@@ -79,9 +79,10 @@ static void clusters_print(struct sink *s, struct image *img,
 		sink_printf(s, "file: %s, %" PRIu64 " bytes, cluster size %u\n",
 			    img->path, hm->file_size, img->cluster_size);
 		if (hm->guest_offsets_dropped)
-			sink_printf(s, "note: more than 65536 runs: whole data "
+			sink_printf(s, "note: more than %u runs: whole data "
 				    "clusters are listed by host runs, without "
-				    "guest offsets (vise map has those)\n");
+				    "guest offsets (vise map has those)\n",
+				    HOSTMAP_DETAILED_RUNS);
 	}
 	for (size_t i = 0; i < hm->n; i++) {
 		if (json)

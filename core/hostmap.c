@@ -8,11 +8,11 @@
 #include "core/hostmap.h"
 
 #define HOSTMAP_MAX_CLAIMS (2u << 20)   /* ~2M runs: about 120 MiB */
-/* Past this many claimed runs, whole data clusters are kept in a bitmap
- * (dense below) instead of one record per run: a 64 GiB qcow2 written in
- * random order claims a million runs, 56 bytes each plus the sort.  The
- * same for the allocator's (weak) claims, one bit per cluster. */
-#define DETAILED_RUNS_MAX (64u << 10)
+/* Past HOSTMAP_DETAILED_RUNS claimed runs (hostmap.h), whole data
+ * clusters are kept in a bitmap (dense below) instead of one record per
+ * run: a 64 GiB qcow2 written in random order claims a million runs, 56
+ * bytes each plus the sort.  The same for the allocator's (weak) claims,
+ * one bit per cluster. */
 #define DENSE_BYTES_MAX (64u << 20)      /* the bitmap: 256M clusters */
 
 struct claimvec {
@@ -250,7 +250,7 @@ static int keep_record(struct claimvec *v, const struct hm_range *r,
 
 static int claim_weak(struct collect *c, const struct hm_range *r)
 {
-	if (!c->dense.counted && c->weak.n >= DETAILED_RUNS_MAX)
+	if (!c->dense.counted && c->weak.n >= HOSTMAP_DETAILED_RUNS)
 		go_counted(c);
 	if (c->dense.counted && dense_whole(&c->dense, r)) {
 		count_claim(&c->dense, r);
@@ -261,7 +261,7 @@ static int claim_weak(struct collect *c, const struct hm_range *r)
 
 static int claim_strong(struct collect *c, const struct hm_range *r)
 {
-	if (!c->dense.codes && c->strong.n >= DETAILED_RUNS_MAX)
+	if (!c->dense.codes && c->strong.n >= HOSTMAP_DETAILED_RUNS)
 		go_dense(c);
 	if (c->dense.codes && dense_fits(&c->dense, r)) {
 		dense_claim(&c->dense, r);

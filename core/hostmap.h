@@ -14,6 +14,10 @@
 
 #include "core/image.h"
 
+/* Runs kept as records, with guest offsets, before whole data clusters
+ * go to a bitmap instead. */
+#define HOSTMAP_DETAILED_RUNS (64u << 10)
+
 struct hm_range {
 	uint64_t off, len;
 	enum owner owner;          /* OWN_FREE/LEAKED/OVERLAP/PAST_EOF too */
